@@ -1,0 +1,45 @@
+# Two commands on a fresh machine: `make lab` (the course) and `make test` (the checks).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PORT   ?= 8888
+
+# Data: ../shared/data when it sits beside the project (development, CI), else data/.
+SHARED_DATA := $(abspath ../shared/data)
+export COURSEKIT_DATA ?= $(if $(wildcard $(SHARED_DATA)/mnist),$(SHARED_DATA),$(abspath data))
+
+.PHONY: lab test unit notebooks browser bench lint sync clean
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab --notebook-dir=notebooks --port=$(PORT)
+
+test: $(STAMP)
+	@echo "== unit tests"; time COURSEKIT_QUICK=1 $(BIN)/python -m pytest -q tests
+	@echo "== notebooks (QUICK)"; time COURSEKIT_QUICK=1 $(BIN)/python -m pytest -q \
+		--nbval-lax --nbval-current-env -p no:cacheprovider notebooks
+
+unit: $(STAMP)
+	COURSEKIT_QUICK=1 $(BIN)/python -m pytest -q tests $(ARGS)
+
+notebooks: $(STAMP)
+	COURSEKIT_QUICK=1 $(BIN)/python -m pytest -q --nbval-lax --nbval-current-env notebooks $(ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py $(ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check coursekit tests benchmarks tools
+
+sync: $(STAMP)
+	$(BIN)/python tools/sync_notebooks.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

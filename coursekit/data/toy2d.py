@@ -1,0 +1,172 @@
+"""2-D toy data sets (the scalings of the FFJORD code base) and the energies U1–U4.
+
+Every sampler takes ``n`` and an optional ``torch.Generator`` and returns an ``(n, 2)``
+float tensor; nothing is read from disk. Taught in: notebooks 02, 03, 04, 06, 07.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+Generator = torch.Generator | None
+
+
+def _check_n(n: int) -> None:
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+
+
+def _rand(n: int, g: Generator, *shape: int) -> Tensor:
+    return torch.rand(n, *shape, generator=g)
+
+
+def _randn(n: int, g: Generator, *shape: int) -> Tensor:
+    return torch.randn(n, *shape, generator=g)
+
+
+def moons(n: int, generator: Generator = None, noise: float = 0.1) -> Tensor:
+    """Two interleaved half circles, scaled by 2 and centred."""
+    n_out = n // 2
+    t = math.pi * _rand(n, generator)
+    upper = torch.arange(n) < n_out
+    x = torch.where(upper, torch.cos(t), 1 - torch.cos(t))
+    y = torch.where(upper, torch.sin(t), 0.5 - torch.sin(t))
+    pts = torch.stack([x, y], 1) + noise * _randn(n, generator, 2)
+    return pts * 2 + torch.tensor([-1.0, -0.2])
+
+
+def eight_gaussians(n: int, generator: Generator = None, scale: float = 4.0, std: float = 0.5) -> Tensor:
+    """Eight Gaussians on a circle of radius ``scale`` (then divided by √2)."""
+    angles = torch.arange(8) * (2 * math.pi / 8)
+    centers = scale * torch.stack([torch.cos(angles), torch.sin(angles)], 1)
+    idx = torch.randint(0, 8, (n,), generator=generator)
+    return (centers[idx] + std * _randn(n, generator, 2)) / math.sqrt(2)
+
+
+def checkerboard(n: int, generator: Generator = None) -> Tensor:
+    """Uniform on the dark squares of a 4 × 4 board over [-4, 4]²."""
+    x1 = _rand(n, generator) * 4 - 2
+    x2 = _rand(n, generator) - torch.randint(0, 2, (n,), generator=generator) * 2.0
+    x2 = x2 + torch.floor(x1) % 2
+    return torch.stack([x1, x2], 1) * 2
+
+
+def pinwheel(n: int, generator: Generator = None, arms: int = 5) -> Tensor:
+    """Five curved arms (radial std 0.3, tangential std 0.1, rate 0.25)."""
+    labels = torch.randint(0, arms, (n,), generator=generator)
+    feats = _randn(n, generator, 2) * torch.tensor([0.3, 0.1]) + torch.tensor([1.0, 0.0])
+    angles = labels * (2 * math.pi / arms) + 0.25 * torch.exp(feats[:, 0])
+    c, s = torch.cos(angles), torch.sin(angles)
+    rot = torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2)
+    return 2 * (rot @ feats.unsqueeze(-1)).squeeze(-1)
+
+
+def rings(n: int, generator: Generator = None, noise: float = 0.08) -> Tensor:
+    """Four concentric circles of radii 3, 2.25, 1.5 and 0.75."""
+    radius = 3.0 * (1 + torch.randint(0, 4, (n,), generator=generator)) / 4
+    t = 2 * math.pi * _rand(n, generator)
+    pts = radius[:, None] * torch.stack([torch.cos(t), torch.sin(t)], 1)
+    return pts + noise * _randn(n, generator, 2)
+
+
+def circles(n: int, generator: Generator = None, factor: float = 0.5, noise: float = 0.08) -> Tensor:
+    """Two concentric circles (radii 3 and 1.5) with noise."""
+    inner = torch.arange(n) >= n // 2
+    t = 2 * math.pi * _rand(n, generator)
+    radius = torch.where(inner, factor, 1.0)
+    pts = radius[:, None] * torch.stack([torch.cos(t), torch.sin(t)], 1)
+    return 3 * (pts + noise * _randn(n, generator, 2))
+
+
+def two_spirals(n: int, generator: Generator = None) -> Tensor:
+    """Two interleaved spirals."""
+    half = n // 2
+    t = torch.sqrt(_rand(half, generator)) * 540 * (2 * math.pi) / 360
+    d1 = torch.stack([-torch.cos(t) * t, torch.sin(t) * t], 1) + _rand(half, generator, 2) * 0.5
+    pts = torch.cat([d1, -d1, d1[: n - 2 * half]], 0) / 3
+    return pts + 0.1 * _randn(n, generator, 2)
+
+
+def swissroll(n: int, generator: Generator = None, noise: float = 1.0) -> Tensor:
+    """The 2-D Swiss roll (the (x, z) plane of scikit-learn's 3-D roll, divided by 5)."""
+    t = 1.5 * math.pi * (1 + 2 * _rand(n, generator))
+    pts = torch.stack([t * torch.cos(t), t * torch.sin(t)], 1)
+    return (pts + noise * _randn(n, generator, 2)) / 5
+
+
+TOY_DATASETS: dict[str, Callable[..., Tensor]] = {
+    "moons": moons,
+    "8gaussians": eight_gaussians,
+    "checkerboard": checkerboard,
+    "pinwheel": pinwheel,
+    "rings": rings,
+    "circles": circles,
+    "2spirals": two_spirals,
+    "swissroll": swissroll,
+}
+
+
+def sample_toy(name: str, n: int, generator: Generator = None) -> Tensor:
+    """``n`` samples of the toy set ``name`` (one of ``TOY_DATASETS``), float32 ``(n, 2)``."""
+    if name not in TOY_DATASETS:
+        raise ValueError(f"unknown toy data set {name!r}; expected one of {sorted(TOY_DATASETS)}")
+    _check_n(n)
+    return TOY_DATASETS[name](n, generator).float()
+
+
+# --- the energies of Rezende & Mohamed (2015): p(z) ∝ exp(-U(z)) -------------------------
+
+
+def _w1(z: Tensor) -> Tensor:
+    return torch.sin(2 * math.pi * z[:, 0] / 4)
+
+
+def _w2(z: Tensor) -> Tensor:
+    return 3 * torch.exp(-0.5 * ((z[:, 0] - 1) / 0.6) ** 2)
+
+
+def _w3(z: Tensor) -> Tensor:
+    return 3 * torch.sigmoid((z[:, 0] - 1) / 0.3)
+
+
+def _neg_logsumexp2(a: Tensor, b: Tensor) -> Tensor:
+    return -torch.logsumexp(torch.stack([a, b]), 0)
+
+
+def energy_u1(z: Tensor) -> Tensor:
+    r = z.norm(dim=1)
+    ring = 0.5 * ((r - 2) / 0.4) ** 2
+    return ring + _neg_logsumexp2(-0.5 * ((z[:, 0] - 2) / 0.6) ** 2, -0.5 * ((z[:, 0] + 2) / 0.6) ** 2)
+
+
+def energy_u2(z: Tensor) -> Tensor:
+    return 0.5 * ((z[:, 1] - _w1(z)) / 0.4) ** 2
+
+
+def energy_u3(z: Tensor) -> Tensor:
+    d = z[:, 1] - _w1(z)
+    return _neg_logsumexp2(-0.5 * (d / 0.35) ** 2, -0.5 * ((d + _w2(z)) / 0.35) ** 2)
+
+
+def energy_u4(z: Tensor) -> Tensor:
+    d = z[:, 1] - _w1(z)
+    return _neg_logsumexp2(-0.5 * (d / 0.4) ** 2, -0.5 * ((d + _w3(z)) / 0.35) ** 2)
+
+
+ENERGIES: dict[str, Callable[[Tensor], Tensor]] = {
+    "U1": energy_u1,
+    "U2": energy_u2,
+    "U3": energy_u3,
+    "U4": energy_u4,
+}
+
+
+def energy(name: str) -> Callable[[Tensor], Tensor]:
+    """The energy ``U`` named ``"U1"`` … ``"U4"``: ``(n, 2) -> (n,)``, target ∝ exp(-U)."""
+    if name not in ENERGIES:
+        raise ValueError(f"unknown energy {name!r}; expected one of {sorted(ENERGIES)}")
+    return ENERGIES[name]

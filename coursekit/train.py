@@ -1,0 +1,165 @@
+"""A small training loop: progress bar, atomic checkpoints, resume, and a NaN/Inf guard.
+
+    history = fit(loss_fn, model, optimizer, n_steps=2000, checkpoint="runs/glow.pt")
+
+``loss_fn(step)`` returns the loss tensor, or a dict with a ``"loss"`` entry and other
+scalars to log. Every ``checkpoint_every`` steps the model, optimizer, scheduler, step,
+history and every RNG state are written to a temporary file and renamed over the old
+checkpoint (a crash mid-write never leaves a broken file). Calling ``fit`` again with the
+same ``checkpoint`` resumes where the last checkpoint left off and, because the RNG
+states are restored too, ends in the same state as a run that was never interrupted.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+
+class NonFiniteError(FloatingPointError):
+    """Training produced NaN or Inf; the message names the step and the quantity."""
+
+
+@dataclass
+class History:
+    """Logged scalars per step: ``history["loss"]`` is a list of floats."""
+
+    steps: list[int] = field(default_factory=list)
+    values: dict[str, list[float]] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> list[float]:
+        return self.values[name]
+
+    def append(self, step: int, scalars: Mapping[str, float]) -> None:
+        self.steps.append(step)
+        for k, v in scalars.items():
+            self.values.setdefault(k, []).append(v)
+
+
+def _rng_state() -> dict:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: str | os.PathLike, **state) -> None:
+    """Write ``state`` to ``path`` atomically (write a temporary file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        torch.save(state, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location=None) -> dict:
+    """Read a checkpoint written by :func:`save_checkpoint` (our own files only)."""
+    return torch.load(Path(path), map_location=map_location, weights_only=False)
+
+
+def _as_scalars(out: Tensor | Mapping[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+    if isinstance(out, Tensor):
+        return out, {"loss": out}
+    if isinstance(out, Mapping) and "loss" in out:
+        return out["loss"], dict(out)
+    raise TypeError("loss_fn must return a scalar tensor or a dict with a 'loss' entry")
+
+
+def _check_finite(step: int, scalars: Mapping[str, Tensor], model: nn.Module) -> None:
+    for name, value in scalars.items():
+        if isinstance(value, Tensor) and not torch.isfinite(value).all():
+            raise NonFiniteError(f"step {step}: {name} is {value.detach().flatten()[0].item()} (non-finite)")
+    for pname, p in model.named_parameters():
+        if p.grad is not None and not torch.isfinite(p.grad).all():
+            raise NonFiniteError(f"step {step}: gradient of parameter '{pname}' is non-finite")
+
+
+def fit(
+    loss_fn: Callable[[int], Tensor | Mapping[str, Tensor]],
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    n_steps: int,
+    *,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int = 100,
+    scheduler=None,
+    clip_grad_norm: float | None = None,
+    progress: bool = True,
+    desc: str = "entrenando",
+) -> History:
+    """Run ``n_steps`` optimizer steps (resuming from ``checkpoint`` if it exists).
+
+    Raises :class:`NonFiniteError` naming the step and the quantity if the loss, a
+    logged scalar or a gradient becomes NaN/Inf; the last checkpoint stays untouched.
+    """
+    if not isinstance(n_steps, int) or n_steps < 0:
+        raise ValueError(f"n_steps must be a non-negative int, got {n_steps!r}")
+    if checkpoint_every < 1:
+        raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
+    history, start = History(), 0
+    if checkpoint is not None and Path(checkpoint).exists():
+        state = load_checkpoint(checkpoint)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None and state.get("scheduler") is not None:
+            scheduler.load_state_dict(state["scheduler"])
+        history, start = state["history"], state["step"]
+        _set_rng_state(state["rng"])
+
+    def save(step: int) -> None:
+        save_checkpoint(
+            checkpoint, model=model.state_dict(), optimizer=optimizer.state_dict(),
+            scheduler=None if scheduler is None else scheduler.state_dict(),
+            step=step, history=history, rng=_rng_state(),
+        )
+
+    model.train()
+    bar = tqdm(range(start, n_steps), initial=start, total=n_steps, desc=desc, disable=not progress)
+    for step in bar:
+        optimizer.zero_grad(set_to_none=True)
+        loss, scalars = _as_scalars(loss_fn(step))
+        _check_finite(step, scalars, model)
+        loss.backward()
+        _check_finite(step, {}, model)
+        if clip_grad_norm is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        logged = {k: float(v.detach()) if isinstance(v, Tensor) else float(v) for k, v in scalars.items()}
+        history.append(step, logged)
+        if progress and (step % 10 == 0 or step == n_steps - 1):
+            bar.set_postfix(loss=f"{logged['loss']:.4g}")
+        if checkpoint is not None and ((step + 1) % checkpoint_every == 0 or step + 1 == n_steps):
+            save(step + 1)
+    bar.close()
+    return history
+
+
+def smooth(values: list[float], window: int = 50) -> np.ndarray:
+    """Moving average for plotting noisy loss curves."""
+    v = np.asarray(values, dtype=float)
+    window = max(1, min(window, len(v)))
+    return np.convolve(v, np.ones(window) / window, mode="valid") if len(v) else v
+
+
+__all__ = ["History", "NonFiniteError", "fit", "load_checkpoint", "save_checkpoint", "smooth"]
