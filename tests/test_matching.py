@@ -1,0 +1,153 @@
+"""Tests for coursekit.matching (lesson 07): paths, losses, couplings, samplers."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch.func import jvp
+
+from coursekit.matching import (
+    CountNFE,
+    GaussianPath,
+    LinearPath,
+    cfm_loss,
+    euler_sample,
+    midpoint_sample,
+    ode_sample,
+    ot_coupling,
+    ot_permutation,
+    transport_cost,
+)
+
+SHAPES = [(5, 2), (3, 1, 4, 4), (4, 3, 2, 2, 2)]
+paths = st.one_of(
+    st.floats(0.0, 0.5).map(GaussianPath),
+    st.floats(0.0, 0.0).map(LinearPath),  # σ = 0: x_t is a deterministic function of t
+)
+
+
+@settings(max_examples=25, deadline=None)
+@given(path=paths, shape=st.sampled_from(SHAPES), seed=st.integers(0, 2**16))
+def test_u_t_is_time_derivative_of_x_t(path, shape, seed):
+    g = torch.Generator().manual_seed(seed)
+    x0 = torch.randn(shape, generator=g, dtype=torch.float64)
+    x1 = torch.randn(shape, generator=g, dtype=torch.float64)
+    t = torch.rand(shape[0], generator=g, dtype=torch.float64)
+    s = path.sample(x1, x0=x0, t=t)
+    _, dxdt = jvp(lambda tt: path.interpolate(tt, x0, x1), (t,), (torch.ones_like(t),))
+    assert s.t.shape == (shape[0],) and s.x_t.shape == shape and s.u_t.shape == shape
+    torch.testing.assert_close(s.u_t, dxdt, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(s.x_t, path.interpolate(t, x0, x1))
+    # the conditional field evaluated on the path is the path's velocity
+    torch.testing.assert_close(path.conditional_field(t, s.x_t, x1), s.u_t, rtol=1e-9, atol=1e-9)
+
+
+@settings(max_examples=20, deadline=None)
+@given(sigma_min=st.floats(0.0, 0.5), seed=st.integers(0, 2**16))
+def test_gaussian_path_matches_lipman_formulas(sigma_min, seed):
+    g = torch.Generator().manual_seed(seed)
+    x1 = torch.randn(6, 3, generator=g, dtype=torch.float64)
+    path = GaussianPath(sigma_min)
+    s = path.sample(x1, t=torch.rand(6, generator=g, dtype=torch.float64), generator=g)
+    sig = (1 - (1 - sigma_min) * s.t)[:, None]
+    torch.testing.assert_close(s.u_t, (x1 - (1 - sigma_min) * s.x_t) / sig)
+    mean, std = path.conditional_mean_std(s.t, x1)
+    torch.testing.assert_close(mean, s.t[:, None] * x1)
+    torch.testing.assert_close(std.reshape(-1), sig.reshape(-1))
+
+
+def test_path_endpoints():
+    x0, x1 = torch.randn(4, 2, dtype=torch.float64), torch.randn(4, 2, dtype=torch.float64)
+    for path in (GaussianPath(0.0), LinearPath()):
+        torch.testing.assert_close(path.interpolate(0.0, x0, x1), x0)
+        torch.testing.assert_close(path.interpolate(1.0, x0, x1), x1)
+    # σ_min > 0: at t = 1 the Gaussian path keeps a little noise around x₁
+    torch.testing.assert_close(GaussianPath(0.1).interpolate(1.0, x0, x1), 0.1 * x0 + x1)
+
+
+def test_cfm_loss_vanishes_for_exact_field_single_point():
+    # one data point: the conditional field *is* the marginal field, so it has zero loss
+    x1_star = torch.tensor([[1.5, -0.5]], dtype=torch.float64)
+    for path in (GaussianPath(1e-3), LinearPath()):
+        field = lambda t, x, p=path: p.conditional_field(t, x, x1_star.expand_as(x))  # noqa: E731
+        x1 = x1_star.expand(256, 2)
+        t = torch.rand(256, dtype=torch.float64) * 0.99
+        assert cfm_loss(field, x1, path, t=t) < 1e-18
+        assert cfm_loss(lambda t, x: torch.zeros_like(x), x1, path, t=t) > 0.1
+
+
+@settings(max_examples=15, deadline=None)
+@given(n=st.integers(1, 24), d=st.integers(1, 4), seed=st.integers(0, 2**16))
+def test_ot_coupling_is_permutation_and_cheaper(n, d, seed):
+    g = torch.Generator().manual_seed(seed)
+    x0 = torch.randn(n, d, generator=g, dtype=torch.float64)
+    x1 = torch.randn(n, d, generator=g, dtype=torch.float64) + 2
+    perm = ot_permutation(x0, x1)
+    assert sorted(perm.tolist()) == list(range(n))
+    y0, y1 = ot_coupling(x0, x1)
+    assert torch.equal(y1, x1) and torch.equal(y0, x0[perm])
+    assert transport_cost(y0, y1) <= transport_cost(x0, x1) + 1e-12
+    pot0, _ = ot_coupling(x0, x1, solver="pot")
+    assert abs(transport_cost(pot0, x1) - transport_cost(y0, y1)) < 1e-9
+    if n <= 6:  # brute force over all permutations
+        import itertools
+
+        best = min(transport_cost(x0[list(p)], x1) for p in itertools.permutations(range(n)))
+        assert abs(best - transport_cost(y0, y1)) < 1e-9
+
+
+def test_samplers_against_closed_form():
+    # dx/dt = a x  ⇒  x(1) = eᵃ x(0)
+    a = -0.7
+    field = CountNFE(lambda t, x: a * x)
+    x0 = torch.randn(8, 3, dtype=torch.float64)
+    exact = x0 * torch.exp(torch.tensor(a, dtype=torch.float64))
+    x1, traj = euler_sample(field, x0, 1, return_trajectory=True)
+    torch.testing.assert_close(x1, (1 + a) * x0)
+    assert traj.shape == (2, 8, 3) and field.nfe == 1
+    err_e = [float((euler_sample(field, x0, n) - exact).abs().max()) for n in (10, 20)]
+    err_m = [float((midpoint_sample(field, x0, n) - exact).abs().max()) for n in (10, 20)]
+    assert 1.8 < err_e[0] / err_e[1] < 2.2  # first order
+    assert 3.6 < err_m[0] / err_m[1] < 4.4  # second order
+    y, nfe = ode_sample(field, x0, rtol=1e-10, atol=1e-10, return_nfe=True)
+    torch.testing.assert_close(y, exact, rtol=1e-8, atol=1e-8)
+    assert nfe > 0
+    y, tr = ode_sample(field, x0, method="rk4", n_points=5, return_trajectory=True, step_size=0.05)
+    assert tr.shape == (5, 8, 3)
+
+
+def test_field_receives_batched_time():
+    seen = []
+    field = lambda t, x: (seen.append(t.shape), torch.zeros_like(x))[1]  # noqa: E731
+    x0 = torch.randn(7, 2)
+    euler_sample(field, x0, 2)
+    midpoint_sample(field, x0, 1)
+    ode_sample(field, x0)
+    cfm_loss(field, x0, LinearPath())
+    assert set(seen) == {torch.Size([7])}
+
+
+def test_rejects_bad_input():
+    x = torch.randn(4, 2)
+    with pytest.raises(ValueError, match="sigma_min"):
+        GaussianPath(1.5)
+    with pytest.raises(ValueError, match="sigma"):
+        LinearPath(-1.0)
+    with pytest.raises(ValueError, match="shape of x1"):
+        LinearPath().sample(x, x0=torch.randn(4, 3))
+    with pytest.raises(TypeError, match="floating-point"):
+        LinearPath().sample(torch.ones(4, 2, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"shape \(batch,\)"):
+        LinearPath().sample(x, t=torch.rand(3))
+    with pytest.raises(ValueError, match="n_steps"):
+        euler_sample(lambda t, x: x, x, 0)
+    with pytest.raises(ValueError, match="same shape"):
+        ot_coupling(x, torch.randn(5, 2))
+    with pytest.raises(ValueError, match="solver"):
+        ot_coupling(x, x, solver="sinkhorn")
+    with pytest.raises(ValueError, match="shape of x"):
+        cfm_loss(lambda t, x: x[:, :1], x, LinearPath())
+    with pytest.raises(TypeError, match="path"):
+        cfm_loss(lambda t, x: x, x, "linear")
