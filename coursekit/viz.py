@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 import numpy as np
 import torch
 from torch import Tensor
@@ -122,8 +123,9 @@ def figure_to_png(fig, dpi: float | None = None) -> bytes:
 
 def figure_to_array(fig) -> np.ndarray:
     """The rendered figure as an ``(H, W, 3)`` uint8 array (a GIF frame)."""
-    fig.canvas.draw()
-    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    canvas = fig.canvas if hasattr(fig.canvas, "buffer_rgba") else FigureCanvasAgg(fig)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
 
 def save_gif(frames: Sequence[np.ndarray], path, fps: float = 8.0, loop: int = 0) -> str:

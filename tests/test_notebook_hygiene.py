@@ -1,0 +1,75 @@
+"""Every committed notebook follows DESIGN.md's notebook rules (executed separately by nbval)."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+import sync_notebooks  # noqa: E402
+
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+ids = [p.name for p in NOTEBOOKS]
+
+
+def test_there_are_notebooks_and_names_follow_the_scheme():
+    assert NOTEBOOKS, "no notebooks found"
+    numbers = []
+    for path in NOTEBOOKS:
+        m = re.fullmatch(r"(\d\d)_[a-z0-9_]+\.ipynb", path.name)
+        assert m, f"{path.name}: expected NN_nombre.ipynb"
+        numbers.append(m.group(1))
+    assert len(numbers) == len(set(numbers)), "two notebooks share a lesson number"
+
+
+@pytest.fixture(params=NOTEBOOKS, ids=ids)
+def nb(request):
+    notebook = nbformat.read(request.param, as_version=4)
+    nbformat.validate(notebook)
+    return request.param, notebook
+
+
+def test_no_outputs_stored(nb):
+    path, notebook = nb
+    for i, cell in enumerate(notebook.cells):
+        if cell.cell_type == "code":
+            assert not cell.outputs, f"{path.name} cell {i} has stored outputs"
+            assert cell.execution_count is None, f"{path.name} cell {i} has an execution count"
+
+
+def test_header_badge_setup_and_kernel(nb):
+    path, notebook = nb
+    title = notebook.cells[0]
+    assert title.cell_type == "markdown"
+    assert title.source.startswith(f"# Lección {path.name[:2]} — "), "cell 0: '# Lección NN — título'"
+    assert sync_notebooks.badge(path) in title.source, "Colab badge missing or stale (make sync)"
+    setup = notebook.cells[1]
+    assert "setup" in setup.metadata.get("tags", []) and setup.source == sync_notebooks.setup_source(path)
+    assert notebook.metadata["kernelspec"]["name"] == "python3"
+
+
+def test_quick_mode_imports_and_verification(nb):
+    path, notebook = nb
+    code = "\n".join(c.source for c in notebook.cells if c.cell_type == "code")
+    assert "QUICK = ck.quick_mode()" in code
+    assert "import coursekit" in code
+    assert re.search(r"^\s*assert ", code, re.M), "no check cell (a visible assert) found"
+    assert "interact(" not in code, "use coursekit.widgets.Playground, not interact (Colab stacks plots)"
+    prose = "\n".join(c.source for c in notebook.cells if c.cell_type == "markdown")
+    assert "## Ejercicios" in prose
+
+
+def test_sync_tool_reports_nothing_to_change():
+    out = subprocess.run([sys.executable, str(ROOT / "tools" / "sync_notebooks.py"), "--check"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_readme_course_map_links_every_notebook():
+    readme = (ROOT / "README.md").read_text()
+    for path in NOTEBOOKS:
+        assert sync_notebooks.colab_url(path) in readme, f"README lacks the Colab link of {path.name}"

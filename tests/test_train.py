@@ -1,0 +1,150 @@
+"""Training loop: kill-and-resume reaches the same final state, NaN guard, atomic checkpoints."""
+
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+import torch
+
+from coursekit.train import History, NonFiniteError, fit, load_checkpoint, save_checkpoint, smooth
+
+WORKER = textwrap.dedent(
+    """
+    import sys, time, torch
+    from coursekit.train import fit
+    torch.set_num_threads(1)
+    path, n_steps, pause = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(2, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=7, gamma=0.9)
+
+    def loss_fn(step):
+        x = torch.randn(32, 2)          # fresh data from the RNG every step
+        time.sleep(pause)
+        return {"loss": ((model(x) - x.sum(1, keepdim=True).sin()) ** 2).mean(), "lr": sched.get_last_lr()[0]}
+
+    h = fit(loss_fn, model, opt, n_steps, checkpoint=path, checkpoint_every=5, scheduler=sched, progress=False)
+    torch.save({"model": model.state_dict(), "steps": h.steps, "loss": h["loss"]}, path + ".final")
+    """
+)
+
+
+def _run(tmp_path, name, n_steps, pause=0.0, wait=True):
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    cmd = [sys.executable, str(script), str(tmp_path / name), str(n_steps), str(pause)]
+    if wait:
+        subprocess.run(cmd, check=True, timeout=120)
+        return None
+    return subprocess.Popen(cmd)
+
+
+def test_killed_training_resumes_to_the_same_final_state(tmp_path):
+    n_steps = 60
+    _run(tmp_path, "reference.pt", n_steps)
+    reference = torch.load(tmp_path / "reference.pt.final")
+
+    proc = _run(tmp_path, "killed.pt", n_steps, pause=0.05, wait=False)
+    ckpt = tmp_path / "killed.pt"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if ckpt.exists() and load_checkpoint(ckpt)["step"] >= 15:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    saved = load_checkpoint(ckpt)
+    assert 15 <= saved["step"] < n_steps, "the kill must land mid-training"
+    assert not (tmp_path / "killed.pt.final").exists()
+
+    _run(tmp_path, "killed.pt", n_steps)  # same command: resumes from the checkpoint
+    resumed = torch.load(tmp_path / "killed.pt.final")
+    assert resumed["steps"] == list(range(n_steps))  # history kept, nothing lost or repeated
+    assert resumed["loss"][: saved["step"]] == reference["loss"][: saved["step"]]
+    assert resumed["loss"] == reference["loss"]
+    for key, value in reference["model"].items():
+        assert torch.equal(resumed["model"][key], value), key
+
+
+def _tiny():
+    torch.manual_seed(0)
+    model = torch.nn.Linear(2, 1)
+    return model, torch.optim.SGD(model.parameters(), lr=0.1)
+
+
+def test_nan_loss_stops_with_step_and_quantity(tmp_path):
+    model, opt = _tiny()
+    x = torch.randn(8, 2)
+
+    def loss_fn(step):
+        loss = model(x).pow(2).mean()
+        return loss * float("nan") if step == 7 else loss
+
+    with pytest.raises(NonFiniteError, match="step 7: loss is nan"):
+        fit(loss_fn, model, opt, 20, checkpoint=tmp_path / "c.pt", checkpoint_every=5, progress=False)
+    assert load_checkpoint(tmp_path / "c.pt")["step"] == 5  # the last good checkpoint is kept
+
+
+def test_logged_scalars_are_checked_too():
+    model, opt = _tiny()
+    with pytest.raises(NonFiniteError, match="step 0: kl is inf"):
+        fit(lambda s: {"loss": model.bias.sum(), "kl": torch.tensor(float("inf"))}, model, opt, 3, progress=False)
+
+
+def test_gradient_guard_message():
+    model, opt = _tiny()
+
+    def loss_fn(step):
+        # finite loss, infinite gradient: d/dw sqrt(w - w) at 0
+        return torch.sqrt((model.weight - model.weight.detach()).abs().sum())
+
+    with pytest.raises(NonFiniteError, match="gradient of parameter 'weight'"):
+        fit(loss_fn, model, opt, 3, progress=False)
+
+
+def test_fit_validates_arguments_and_loss_type():
+    model, opt = _tiny()
+    with pytest.raises(ValueError, match="n_steps"):
+        fit(lambda s: model.bias.sum(), model, opt, -1)
+    with pytest.raises(ValueError, match="checkpoint_every"):
+        fit(lambda s: model.bias.sum(), model, opt, 1, checkpoint_every=0)
+    with pytest.raises(TypeError, match="'loss'"):
+        fit(lambda s: {"kl": model.bias.sum()}, model, opt, 1, progress=False)
+
+
+def test_finished_run_is_not_repeated_and_can_be_extended(tmp_path):
+    model, opt = _tiny()
+    x = torch.randn(16, 2)
+    h = fit(lambda s: model(x).pow(2).mean(), model, opt, 10, checkpoint=tmp_path / "c.pt", progress=False)
+    assert len(h.steps) == 10
+    w = model.weight.detach().clone()
+    h = fit(lambda s: model(x).pow(2).mean(), model, opt, 10, checkpoint=tmp_path / "c.pt", progress=False)
+    assert torch.equal(model.weight, w) and len(h.steps) == 10
+    h = fit(lambda s: model(x).pow(2).mean(), model, opt, 15, checkpoint=tmp_path / "c.pt", progress=False)
+    assert h.steps == list(range(15)) and not torch.equal(model.weight, w)
+
+
+def test_save_checkpoint_is_atomic(tmp_path, monkeypatch):
+    path = tmp_path / "c.pt"
+    save_checkpoint(path, step=1)
+
+    def crash(*a, **k):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(RuntimeError):
+        save_checkpoint(path, step=2)
+    monkeypatch.undo()
+    assert load_checkpoint(path)["step"] == 1  # the old checkpoint survived the failed write
+
+
+def test_history_and_smooth():
+    h = History()
+    for i in range(5):
+        h.append(i, {"loss": float(i)})
+    assert h["loss"] == [0, 1, 2, 3, 4]
+    assert smooth(h["loss"], 2).tolist() == [0.5, 1.5, 2.5, 3.5]
