@@ -10,9 +10,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 import numpy as np
 import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from torch import Tensor
 
 Bounds = tuple[float, float, float, float]

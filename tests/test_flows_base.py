@@ -8,8 +8,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from coursekit.flows import (
-    Compose, ElementwiseAffine, Flow, Inverse, Linear, StandardNormal, TanhWarp, check_input,
-    set_validation, solve_increasing,
+    Compose,
+    ElementwiseAffine,
+    Flow,
+    Inverse,
+    Linear,
+    StandardNormal,
+    TanhWarp,
+    check_input,
+    set_validation,
+    solve_increasing,
 )
 from coursekit.testing import autograd_logdet, check_bijection, check_rejects_bad_input
 

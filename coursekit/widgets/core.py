@@ -23,7 +23,6 @@ import PIL.Image
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 
-
 @dataclass
 class Latency:
     """Update latency in milliseconds over ``n`` updates (figure render included)."""

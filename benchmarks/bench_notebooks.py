@@ -1,0 +1,60 @@
+"""Wall time of every notebook in QUICK and FULL mode (budgets: 120 s and 10 min on 2 cores).
+
+Select with environment variables: ``BENCH_NOTEBOOKS=01,03`` (default: all) and
+``BENCH_MODES=quick,full`` (default: both). FULL runs of all nine notebooks take long.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parents[1]
+BUDGET = {"quick": 120.0, "full": 600.0}
+
+
+def time_notebook(path: Path, quick: bool) -> tuple[float, str]:
+    env_before = os.environ.get("COURSEKIT_QUICK")
+    os.environ["COURSEKIT_QUICK"] = "1" if quick else "0"
+    try:
+        nb = nbformat.read(path, as_version=4)
+        client = NotebookClient(nb, timeout=1800, kernel_name="python3",
+                                resources={"metadata": {"path": str(path.parent)}})
+        t0 = time.perf_counter()
+        try:
+            client.execute()
+            status = "ok"
+        except Exception as exc:  # report the failure in the table, keep timing the others
+            status = f"error: {type(exc).__name__}"
+        return time.perf_counter() - t0, status
+    finally:
+        if env_before is None:
+            os.environ.pop("COURSEKIT_QUICK", None)
+        else:
+            os.environ["COURSEKIT_QUICK"] = env_before
+
+
+def run(quick: bool = False) -> str:
+    wanted = os.environ.get("BENCH_NOTEBOOKS")
+    modes = os.environ.get("BENCH_MODES", "quick" if quick else "quick,full").split(",")
+    paths = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    if wanted:
+        keep = set(wanted.split(","))
+        paths = [p for p in paths if p.name[:2] in keep]
+    lines = ["### Notebook wall time", "",
+             "| notebook | " + " | ".join(f"{m.upper()} (s)" for m in modes) + " | within budget |",
+             "|---|" + "---|" * len(modes) + "---|"]
+    for path in paths:
+        cells, ok = [], True
+        for mode in modes:
+            seconds, status = time_notebook(path, quick=(mode == "quick"))
+            ok &= status == "ok" and seconds <= BUDGET[mode]
+            cells.append(f"{seconds:.0f}" + ("" if status == "ok" else f" ({status})"))
+            print(f"{path.name} {mode}: {seconds:.1f} s {status}", flush=True)
+        lines.append(f"| {path.name} | " + " | ".join(cells) + f" | {'yes' if ok else 'NO'} |")
+    lines += ["", "Budgets: QUICK ≤ 120 s, FULL ≤ 600 s (2 CPU cores). Includes kernel start-up."]
+    return "\n".join(lines)
