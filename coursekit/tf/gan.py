@@ -1,0 +1,96 @@
+"""DCGAN of the TensorFlow tutorial the course follows (MNIST in [−1, 1]).
+
+Generator G: noise z ~ N(0, I) in R^100 → Dense(7·7·256) → ConvT(128, s=1) → ConvT(64, s=2)
+→ ConvT(1, s=2, tanh), with BatchNorm + LeakyReLU in between. Discriminator D: Conv(64, s=2)
+→ Conv(128, s=2) (LeakyReLU, Dropout 0.3) → Dense(1) = a logit, "real" > 0 > "fake".
+
+Losses (binary cross-entropy on logits, σ the sigmoid):
+    L_D = −log σ(D(x)) − log(1 − σ(D(G(z))))      (real → 1, fake → 0)
+    L_G = −log σ(D(G(z)))                          (the non-saturating generator loss)
+
+Taught in: notebook 08.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+from keras import layers
+
+NOISE_DIM = 100
+_bce = keras.losses.BinaryCrossentropy(from_logits=True)
+
+
+def make_generator_model(noise_dim: int = NOISE_DIM) -> keras.Sequential:
+    """G: ``(batch, noise_dim)`` → images ``(batch, 28, 28, 1)`` in [−1, 1]."""
+    if not isinstance(noise_dim, int) or noise_dim < 1:
+        raise ValueError(f"noise_dim must be a positive int, got {noise_dim!r}")
+    return keras.Sequential([
+        layers.Input(shape=(noise_dim,)),
+        layers.Dense(7 * 7 * 256, use_bias=False),  # BatchNorm follows: a bias would be redundant
+        layers.BatchNormalization(),
+        layers.LeakyReLU(),
+        layers.Reshape((7, 7, 256)),
+        layers.Conv2DTranspose(128, 5, strides=1, padding="same", use_bias=False),  # 7×7×128
+        layers.BatchNormalization(),
+        layers.LeakyReLU(),
+        layers.Conv2DTranspose(64, 5, strides=2, padding="same", use_bias=False),  # 14×14×64
+        layers.BatchNormalization(),
+        layers.LeakyReLU(),
+        layers.Conv2DTranspose(1, 5, strides=2, padding="same", use_bias=False, activation="tanh"),  # 28×28×1
+    ], name="generator")
+
+
+def make_discriminator_model() -> keras.Sequential:
+    """D: images ``(batch, 28, 28, 1)`` → one logit per image."""
+    return keras.Sequential([
+        layers.Input(shape=(28, 28, 1)),
+        layers.Conv2D(64, 5, strides=2, padding="same"),
+        layers.LeakyReLU(),
+        layers.Dropout(0.3),
+        layers.Conv2D(128, 5, strides=2, padding="same"),
+        layers.LeakyReLU(),
+        layers.Dropout(0.3),
+        layers.Flatten(),
+        layers.Dense(1),
+    ], name="discriminator")
+
+
+def discriminator_loss(real_output, fake_output):
+    """L_D: cross-entropy of "real = 1" on D(x) plus "fake = 0" on D(G(z)) (logits)."""
+    return _bce(tf.ones_like(real_output), real_output) + _bce(tf.zeros_like(fake_output), fake_output)
+
+
+def generator_loss(fake_output):
+    """L_G: G wins when D labels its images as real (= 1)."""
+    return _bce(tf.ones_like(fake_output), fake_output)
+
+
+def make_gan_train_step(generator, discriminator, generator_optimizer, discriminator_optimizer,
+                        rng: tf.random.Generator | None = None, noise_dim: int = NOISE_DIM):
+    """A ``tf.function`` step on a batch of real images: both players take one Adam step.
+    Returns ``{"loss": gen_loss + disc_loss, "gen_loss", "disc_loss", "grad_norm"}``."""
+
+    @tf.function
+    def step(images):
+        shape = (tf.shape(images)[0], noise_dim)
+        noise = tf.random.normal(shape) if rng is None else rng.normal(shape)
+        with tf.GradientTape() as gen_tape, tf.GradientTape() as disc_tape:
+            generated_images = generator(noise, training=True)
+            real_output = discriminator(images, training=True)
+            fake_output = discriminator(generated_images, training=True)
+            gen_loss = generator_loss(fake_output)
+            disc_loss = discriminator_loss(real_output, fake_output)
+        g_grads = gen_tape.gradient(gen_loss, generator.trainable_variables)
+        d_grads = disc_tape.gradient(disc_loss, discriminator.trainable_variables)
+        generator_optimizer.apply_gradients(zip(g_grads, generator.trainable_variables, strict=True))
+        discriminator_optimizer.apply_gradients(zip(d_grads, discriminator.trainable_variables, strict=True))
+        return {"loss": gen_loss + disc_loss, "gen_loss": gen_loss, "disc_loss": disc_loss,
+                "grad_norm": tf.linalg.global_norm(g_grads + d_grads)}
+
+    return step
+
+
+def generate_images(generator, noise) -> tf.Tensor:
+    """G(noise) in inference mode, mapped back to [0, 1] for display."""
+    return (generator(noise, training=False) + 1.0) / 2.0

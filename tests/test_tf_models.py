@@ -1,0 +1,296 @@
+"""Lesson 08 (TensorFlow): shapes, log N against TFP, the ELBO against an independent
+TFP computation, GAN losses in closed form, and checkpoints that survive a SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import tensorflow_probability as tfp  # noqa: E402
+
+import coursekit.tf as ckt  # noqa: E402
+from coursekit.tf import plots  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+floats = st.floats(-5, 5, allow_nan=False, width=64)
+
+
+def test_import_coursekit_does_not_import_tensorflow():
+    code = "import sys, coursekit, coursekit.data; assert 'tensorflow' not in sys.modules, 'TF leaked'"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_model_output_shapes():
+    x = np.random.default_rng(0).random((3, 28, 28), dtype=np.float32)
+    ae = ckt.Autoencoder(64)
+    assert ae(x).shape == (3, 28, 28) and ae.encoder(x).shape == (3, 64)
+    vae = ckt.CVAE(2)
+    mean, logvar = vae.encode(x[..., None])
+    assert mean.shape == logvar.shape == (3, 2)
+    assert vae.decode(mean).shape == (3, 28, 28, 1)
+    probs = vae.sample(n=5).numpy()
+    assert probs.shape == (5, 28, 28, 1) and probs.min() >= 0 and probs.max() <= 1
+    g, d = ckt.make_generator_model(), ckt.make_discriminator_model()
+    fake = g(tf.random.normal((2, ckt.NOISE_DIM)), training=False).numpy()
+    assert fake.shape == (2, 28, 28, 1) and np.abs(fake).max() <= 1
+    assert d(fake).shape == (2, 1)
+
+
+def test_bad_input_is_rejected():
+    vae = ckt.CVAE(3)
+    with pytest.raises(ValueError, match=r"\(batch, 28, 28, 1\)"):
+        vae.encode(np.zeros((2, 28, 28), np.float32))
+    with pytest.raises(ValueError, match=r"\(batch, 3\)"):
+        vae.decode(np.zeros((2, 2), np.float32))
+    with pytest.raises(ValueError, match="latent_dim"):
+        ckt.CVAE(0)
+    with pytest.raises(TypeError, match="uint8"):
+        ckt.binarize(np.zeros((2, 28, 28), np.float32))
+    with pytest.raises(ValueError, match=r"\(N, 28, 28\)"):
+        ckt.to_gan_range(np.zeros((2, 28), np.uint8))
+    with pytest.raises(ValueError, match="at least"):
+        ckt.BatchSampler(np.zeros((3, 2)), batch_size=4)
+
+
+def test_preprocessing_matches_the_course():
+    img = np.arange(2 * 28 * 28, dtype=np.int64).reshape(2, 28, 28) % 256
+    img = img.astype(np.uint8)
+    np.testing.assert_allclose(ckt.to_unit(img), img / 255.0, rtol=1e-6)
+    b = ckt.binarize(img)
+    assert b.shape == (2, 28, 28, 1) and set(np.unique(b)) == {0.0, 1.0}
+    np.testing.assert_array_equal(b[..., 0], (img / 255.0 > 0.5).astype(np.float32))
+    g = ckt.to_gan_range(img)
+    assert g.min() == -1.0 and g.max() == 1.0 and g.shape == (2, 28, 28, 1)
+
+
+@settings(max_examples=25, deadline=None)
+@given(arrays(np.float64, (4, 3), elements=floats), arrays(np.float64, (4, 3), elements=floats),
+       arrays(np.float64, (4, 3), elements=st.floats(-4, 4, width=64)))
+def test_log_normal_pdf_equals_tfp(sample, mean, logvar):
+    ours = ckt.log_normal_pdf(sample, mean, logvar).numpy()
+    ref = tfp.distributions.Normal(mean, np.exp(0.5 * logvar)).log_prob(sample).numpy().sum(axis=1)
+    np.testing.assert_allclose(ours, ref, rtol=1e-10, atol=1e-10)
+    std = ckt.log_normal_pdf(sample, 0.0, 0.0).numpy()  # the prior N(0, I), broadcast scalars
+    prior = tfp.distributions.Normal(np.float64(0.0), np.float64(1.0))
+    np.testing.assert_allclose(std, prior.log_prob(sample).numpy().sum(1), rtol=1e-12)
+
+
+def test_elbo_of_fixed_batch_matches_independent_tfp_computation():
+    tf.keras.utils.set_random_seed(1)
+    vae = ckt.CVAE(2)
+    x = (np.random.default_rng(1).random((6, 28, 28, 1)) > 0.6).astype(np.float32)
+    eps = np.random.default_rng(2).standard_normal((6, 2)).astype(np.float32)
+    terms = ckt.elbo_terms(vae, x, eps)
+    out = vae.encoder(x)
+    mu, logvar = out[:, :2], out[:, 2:]
+    sigma = tf.exp(0.5 * logvar)
+    z = mu + sigma * eps
+    tfd = tfp.distributions
+    logpx = tfd.Independent(tfd.Bernoulli(logits=vae.decoder(z)), 3).log_prob(x)
+    logpz = tfd.MultivariateNormalDiag(tf.zeros(2), tf.ones(2)).log_prob(z)
+    logq = tfd.MultivariateNormalDiag(mu, sigma).log_prob(z)
+    np.testing.assert_allclose(terms["elbo"], logpx + logpz - logq, rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(terms["logpx_z"], logpx, rtol=1e-5, atol=1e-3)
+    assert abs(float(ckt.vae_loss(vae, x, eps)) + float(tf.reduce_mean(logpx + logpz - logq))) < 1e-2
+
+
+def test_kl_term_is_monte_carlo_estimate_of_closed_form():
+    mu = tf.constant([[0.5, -1.0]], tf.float64)
+    logvar = tf.constant([[-0.7, 0.4]], tf.float64)
+    eps = tf.constant(np.random.default_rng(3).standard_normal((200_000, 2)))
+    z = mu + tf.exp(0.5 * logvar) * eps
+    mc = ckt.log_normal_pdf(z, mu, logvar) - ckt.log_normal_pdf(z, 0.0, 0.0)  # log q − log p
+    kl = 0.5 * float(tf.reduce_sum(mu**2 + tf.exp(logvar) - 1.0 - logvar))
+    se = float(tf.math.reduce_std(mc)) / np.sqrt(len(eps))
+    assert abs(float(tf.reduce_mean(mc)) - kl) < 5 * se
+
+
+def test_reparameterization_passes_gradients():
+    vae = ckt.CVAE(2)
+    mean = tf.Variable([[0.3, -0.2]])
+    logvar = tf.Variable([[0.5, -1.0]])
+    eps = tf.constant([[1.5, -0.5]])
+    with tf.GradientTape() as tape:
+        z = vae.reparameterize(mean, logvar, eps)
+        total = tf.reduce_sum(z)
+    g_mean, g_logvar = tape.gradient(total, [mean, logvar])
+    np.testing.assert_allclose(g_mean, [[1.0, 1.0]])
+    np.testing.assert_allclose(g_logvar, 0.5 * eps * tf.exp(0.5 * logvar), rtol=1e-6)
+
+
+@settings(max_examples=20, deadline=None)
+@given(arrays(np.float32, (5, 1), elements=st.floats(-8, 8, width=32)),
+       arrays(np.float32, (5, 1), elements=st.floats(-8, 8, width=32)))
+def test_gan_losses_closed_form(real, fake):
+    softplus = lambda t: np.logaddexp(0.0, t.astype(np.float64))  # noqa: E731  -log σ(−t)
+    d_ref = softplus(-real).mean() + softplus(fake).mean()  # −log σ(D(x)) − log(1 − σ(D(G(z))))
+    g_ref = softplus(-fake).mean()
+    assert abs(float(ckt.discriminator_loss(real, fake)) - d_ref) < 1e-4 * (1 + d_ref)
+    assert abs(float(ckt.generator_loss(fake)) - g_ref) < 1e-4 * (1 + g_ref)
+
+
+def _gan(seed=0):
+    tf.keras.utils.set_random_seed(seed)
+    g, d = ckt.make_generator_model(), ckt.make_discriminator_model()
+    go, do = keras.optimizers.Adam(1e-4), keras.optimizers.Adam(1e-4)
+    go.build(g.trainable_variables)
+    do.build(d.trainable_variables)
+    return g, d, go, do
+
+
+def test_gan_train_step_updates_both_players(tmp_path):
+    g, d, go, do = _gan()
+    step = ckt.make_gan_train_step(g, d, go, do, tf.random.Generator.from_seed(0))
+    images = ckt.to_gan_range(np.random.default_rng(0).integers(0, 256, (4, 28, 28), dtype=np.uint8))
+    before = [w.numpy().copy() for w in (g.trainable_variables[0], d.trainable_variables[0])]
+    out = step(images)
+    assert set(out) == {"loss", "gen_loss", "disc_loss", "grad_norm"}
+    assert all(np.isfinite(float(v)) for v in out.values())
+    after = [g.trainable_variables[0].numpy(), d.trainable_variables[0].numpy()]
+    assert all(not np.allclose(a, b) for a, b in zip(before, after, strict=True))
+    images = [(g(tf.random.normal((4, 100)), training=False) + 1) / 2 for _ in range(2)]
+    frames = [plots.save_frame(im, tmp_path / f"f{i}.png") for i, im in enumerate(images)]
+    gif = plots.make_gif(frames, tmp_path / "g.gif")
+    assert Path(gif).stat().st_size > 0
+
+
+def _tiny(seed=0):
+    tf.keras.utils.set_random_seed(seed)
+    model = keras.Sequential([keras.layers.Input((3,)), keras.layers.Dense(4), keras.layers.Dense(1)])
+    opt = keras.optimizers.Adam(1e-2)
+    opt.build(model.trainable_variables)
+    rng = tf.random.Generator.from_seed(seed)
+
+    @tf.function
+    def step(xb):
+        noise = rng.normal((tf.shape(xb)[0], 3))
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean((model(xb + 0.1 * noise) - tf.reduce_sum(xb, 1, keepdims=True)) ** 2)
+        grads = tape.gradient(loss, model.trainable_variables)
+        opt.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+        return {"loss": loss}
+
+    return model, opt, rng, step
+
+
+def test_interrupted_run_ends_like_uninterrupted_run(tmp_path):
+    data = np.random.default_rng(0).standard_normal((40, 3)).astype(np.float32)
+    model_a, opt_a, rng_a, step_a = _tiny()
+    hist_a = ckt.TrainingRun(tmp_path / "a", model=model_a, optimizer=opt_a, rng=rng_a).fit(
+        step_a, ckt.BatchSampler(data, 8), 12, progress=False)
+    model_b, opt_b, rng_b, step_b = _tiny()
+    ckt.TrainingRun(tmp_path / "b", checkpoint_every=4, model=model_b, optimizer=opt_b, rng=rng_b).fit(
+        step_b, ckt.BatchSampler(data, 8), 7, progress=False)  # stops at 7, checkpoint at 7
+    model_c, opt_c, rng_c, step_c = _tiny(seed=5)  # fresh, different weights: all must come back
+    run_c = ckt.TrainingRun(tmp_path / "b", checkpoint_every=4, model=model_c, optimizer=opt_c, rng=rng_c)
+    assert int(run_c.step.numpy()) == 7 and run_c.history.steps == list(range(7))
+    hist_c = run_c.fit(step_c, ckt.BatchSampler(data, 8), 12, progress=False)
+    assert hist_c.steps == list(range(12))
+    np.testing.assert_allclose(hist_c["loss"], hist_a["loss"], rtol=1e-5)
+    for wa, wc in zip(model_a.weights, model_c.weights, strict=True):
+        np.testing.assert_allclose(wa.numpy(), wc.numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_nan_guard_names_step_and_quantity_and_keeps_last_checkpoint(tmp_path):
+    model, opt, rng, _ = _tiny()
+    run = ckt.TrainingRun(tmp_path, checkpoint_every=2, model=model, optimizer=opt, rng=rng)
+
+    def step_fn(step):
+        return {"loss": tf.constant(1.0), "grad_norm": tf.constant(np.nan if step == 5 else 1.0)}
+
+    with pytest.raises(ckt.NonFiniteError, match=r"step 5: grad_norm = nan"):
+        run.fit(step_fn, lambda s: s, 10, progress=False)
+    assert run.manager.latest_checkpoint.endswith("ckpt-4")
+
+
+def test_unbuilt_optimizer_is_rejected(tmp_path):
+    model = keras.Sequential([keras.layers.Input((3,)), keras.layers.Dense(1)])
+    with pytest.raises(ValueError, match=r"optimizer\.build"):
+        ckt.TrainingRun(tmp_path, model=model, optimizer=keras.optimizers.Adam())
+
+
+CHILD = """
+import os, sys
+sys.path.insert(0, {root!r})
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+import numpy as np, keras, tensorflow as tf
+import coursekit.tf as ckt
+
+def build():
+    keras.utils.set_random_seed(0)
+    vae = ckt.CVAE(2)
+    opt = keras.optimizers.Adam(1e-3)
+    opt.build(vae.trainable_variables)
+    return vae, opt, tf.random.Generator.from_seed(0)
+
+def state(vae, opt, rng):
+    return [v.numpy() for v in vae.weights] + [v.numpy() for v in opt.variables] + [rng.state.numpy()]
+
+x = (np.random.default_rng(0).random((64, 28, 28, 1)) > 0.7).astype("float32")
+if __name__ == "__main__":
+    vae, opt, rng = build()
+    run = ckt.TrainingRun(sys.argv[1], checkpoint_every=5, model=vae, optimizer=opt, rng=rng)
+    # the callback runs just before each save: the state that checkpoint step k will hold
+    dump = lambda k: np.savez(os.path.join(sys.argv[2], f"state_{{k}}.npz"), *state(vae, opt, rng))
+    run.fit(ckt.make_vae_train_step(vae, opt, rng), ckt.BatchSampler(x, 8), 10**6,
+            progress=False, callback=dump, callback_every=5)
+"""
+
+
+def _latest_step(ckpt_dir: Path) -> int:
+    latest = tf.train.latest_checkpoint(str(ckpt_dir))
+    return -1 if latest is None else int(re.search(r"ckpt-(\d+)$", latest).group(1))
+
+
+def test_sigkilled_training_resumes_without_losing_anything(tmp_path):
+    ckpt_dir, dump_dir = tmp_path / "ckpt", tmp_path / "dump"
+    dump_dir.mkdir()
+    script = tmp_path / "child.py"
+    script.write_text(textwrap.dedent(CHILD.format(root=str(ROOT))))
+    proc = subprocess.Popen([sys.executable, str(script), str(ckpt_dir), str(dump_dir)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 150
+        while _latest_step(ckpt_dir) < 15:  # at least three checkpoints, then kill mid-run
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            assert time.monotonic() < deadline, "child training never reached step 15"
+            time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    saved = _latest_step(ckpt_dir)
+
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import child  # the same model / optimizer / rng construction
+    finally:
+        sys.path.remove(str(tmp_path))
+    vae, opt, rng = child.build()
+    run = ckt.TrainingRun(ckpt_dir, checkpoint_every=5, model=vae, optimizer=opt, rng=rng)
+    assert int(run.step.numpy()) == saved
+    assert run.history.steps == list(range(saved))  # the logged losses survived too
+    expected = np.load(dump_dir / f"state_{saved}.npz")
+    restored = child.state(vae, opt, rng)
+    assert len(restored) == len(expected.files)
+    for i, value in enumerate(restored):
+        np.testing.assert_array_equal(value, expected[f"arr_{i}"])
+    run.fit(ckt.make_vae_train_step(vae, opt, rng), ckt.BatchSampler(child.x, 8), saved + 5, progress=False)
+    assert int(run.step.numpy()) == saved + 5
+    assert run.history.steps == list(range(saved + 5))
+    assert run.manager.latest_checkpoint.endswith(f"ckpt-{saved + 5}")
