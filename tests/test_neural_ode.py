@@ -1,0 +1,151 @@
+"""Neural ODE layer (lesson 05): closed forms, NFE counting, adjoint vs backprop gradients."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from coursekit.continuous import (
+    LinearField,
+    MLPField,
+    NeuralODE,
+    NFECounter,
+    ODEFunc,
+    ResNetField,
+    SpiralField,
+    euler_resnet,
+)
+
+F64 = torch.float64
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors: one intra-op thread is faster (and fair to a shared 2-core machine)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _matrix(seed: int, d: int, scale: float) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return scale * torch.randn(d, d, generator=g, dtype=F64)
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10_000), d=st.integers(1, 4), scale=st.floats(0.1, 1.5), T=st.floats(0.2, 2.0))
+def test_linear_ode_matches_matrix_exponential(seed, d, scale, T):
+    field = LinearField(_matrix(seed, d, scale))
+    x0 = torch.randn(6, d, generator=torch.Generator().manual_seed(seed + 1), dtype=F64)
+    ode = NeuralODE(field, method="dopri5", rtol=1e-10, atol=1e-10)
+    xT = ode(x0, [0.0, T])[-1]
+    torch.testing.assert_close(xT, field.flow(x0, T), rtol=1e-7, atol=1e-7)
+
+
+def test_trajectory_shape_and_endpoints():
+    ode = NeuralODE(SpiralField(), rtol=1e-7, atol=1e-7)
+    x0 = torch.tensor([[2.0, 0.0]], dtype=F64)
+    t = torch.linspace(0, 1, 11, dtype=F64)
+    traj = ode(x0, t)
+    assert traj.shape == (11, 1, 2)
+    torch.testing.assert_close(traj[0], x0)
+    back = ode(traj[-1], t.flip(0))[-1]  # integrating backwards returns the start
+    torch.testing.assert_close(back, x0, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("method,per_step", [("euler", 1), ("midpoint", 2), ("rk4", 4)])
+def test_nfe_counter_counts_fixed_step_solvers(method, per_step):
+    ode = NeuralODE(MLPField(2), method=method)
+    x0 = torch.randn(4, 2)
+    ode(x0, torch.linspace(0, 1, 9))  # 8 steps, one per interval of t
+    assert ode.nfe_forward == 8 * per_step
+    assert ode.nfe_backward == 0
+
+
+def test_nfe_counter_wraps_and_resets():
+    counter = NFECounter(SpiralField())
+    x = torch.ones(3, 2, dtype=F64)
+    for _ in range(5):
+        counter(torch.tensor(0.0), x)
+    assert counter.nfe == 5
+    counter.reset()
+    assert counter.nfe == 0
+
+
+def test_backward_nfe_is_zero_direct_and_positive_with_adjoint():
+    torch.manual_seed(0)
+    field = MLPField(2, hidden=16)
+    x0 = torch.randn(8, 2)
+    direct = NeuralODE(field, adjoint=False)
+    direct(x0, [0.0, 1.0])[-1].pow(2).sum().backward()
+    assert direct.nfe_forward > 0 and direct.nfe_backward == 0
+    adjoint = NeuralODE(field, adjoint=True)
+    adjoint(x0, [0.0, 1.0])[-1].pow(2).sum().backward()
+    assert adjoint.nfe_forward > 0 and adjoint.nfe_backward > 0
+
+
+@settings(max_examples=5, deadline=None)
+@given(seed=st.integers(0, 1000))
+def test_adjoint_gradients_agree_with_backprop(seed):
+    torch.manual_seed(seed)
+    field = MLPField(2, hidden=16, n_layers=2).double()
+    x0 = torch.randn(5, 2, dtype=F64, requires_grad=True)
+    t = torch.tensor([0.0, 0.5, 1.0], dtype=F64)
+    grads = []
+    for adjoint in (False, True):
+        ode = NeuralODE(field, rtol=1e-10, atol=1e-10, adjoint=adjoint)
+        loss = ode(x0, t).pow(2).sum()  # a loss on every time point, as in trajectory fitting
+        grads.append(torch.autograd.grad(loss, [x0, *field.parameters()]))
+    for g_direct, g_adjoint in zip(*grads):
+        torch.testing.assert_close(g_adjoint, g_direct, rtol=1e-6, atol=1e-7)
+
+
+def test_mlp_field_time_inputs_agree():
+    field = MLPField(3, hidden=8, n_layers=2).double()
+    x = torch.randn(4, 3, dtype=F64)
+    a = field(torch.tensor(0.3, dtype=F64), x)
+    torch.testing.assert_close(field(0.3, x), a)
+    torch.testing.assert_close(field(torch.full((4,), 0.3, dtype=F64), x), a)
+    torch.testing.assert_close(field(torch.full((4, 1), 0.3, dtype=F64), x), a)
+    assert not torch.allclose(field(0.9, x), a)  # time is an input
+
+
+def test_euler_resnet_is_euler_solver():
+    torch.manual_seed(0)
+    field = ODEFunc(2).double()
+    x0 = torch.randn(5, 2, dtype=F64)
+    ode = NeuralODE(field, method="euler")
+    torch.testing.assert_close(euler_resnet(field, x0, 0.0, 1.0, 10), ode(x0, torch.linspace(0, 1, 11, dtype=F64))[-1])
+
+
+def test_resnet_field_resnet_equals_euler_with_one_step_per_block():
+    torch.manual_seed(0)
+    field = ResNetField(2, n_steps=6).double()
+    x0 = torch.randn(3, 2, dtype=F64)
+    ode = NeuralODE(field, method="euler")
+    torch.testing.assert_close(field.resnet(x0), ode(x0, torch.linspace(0, 1, 7, dtype=F64))[-1])
+
+
+def test_bad_input_raises_clear_errors():
+    with pytest.raises(ValueError, match="method"):
+        NeuralODE(MLPField(2), method="nope")
+    with pytest.raises(ValueError, match="rtol"):
+        NeuralODE(MLPField(2), rtol=0.0)
+    with pytest.raises(TypeError, match="nn.Module"):
+        NeuralODE(lambda t, x: x)
+    with pytest.raises(ValueError, match="activation"):
+        MLPField(2, activation="nope")
+    with pytest.raises(ValueError, match="dim"):
+        MLPField(0)
+    ode = NeuralODE(MLPField(2))
+    with pytest.raises(ValueError, match="strictly"):
+        ode(torch.zeros(1, 2), [0.0, 1.0, 0.5])
+    with pytest.raises(ValueError, match="1-D"):
+        ode(torch.zeros(1, 2), [0.0])
+    with pytest.raises(TypeError, match="x0"):
+        ode([[0.0, 0.0]], [0.0, 1.0])
+    with pytest.raises(ValueError, match=r"shape \(batch, 2\)"):
+        MLPField(2)(0.0, torch.zeros(3, 5))
