@@ -14,6 +14,7 @@ from coursekit.matching import (
     LinearPath,
     cfm_loss,
     euler_sample,
+    fm_loss,
     midpoint_sample,
     ode_sample,
     ot_coupling,
@@ -94,7 +95,8 @@ def test_ot_coupling_is_permutation_and_cheaper(n, d, seed):
     if n <= 6:  # brute force over all permutations
         import itertools
 
-        best = min(transport_cost(x0[list(p)], x1) for p in itertools.permutations(range(n)))
+        perms = torch.tensor(list(itertools.permutations(range(n))))
+        best = float((x0[perms] - x1).pow(2).sum(-1).mean(-1).min())
         assert abs(best - transport_cost(y0, y1)) < 1e-9
 
 
@@ -151,3 +153,127 @@ def test_rejects_bad_input():
         cfm_loss(lambda t, x: x[:, :1], x, LinearPath())
     with pytest.raises(TypeError, match="path"):
         cfm_loss(lambda t, x: x, x, "linear")
+
+
+# --- closed-form marginals and the FM / CFM equivalence -----------------------------------
+
+from coursekit.matching.marginal import MixtureTarget  # noqa: E402
+from coursekit.matching.metrics import energy_distance, sliced_wasserstein, straightness  # noqa: E402
+
+
+def _tiny_field(seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 16), torch.nn.Tanh(), torch.nn.Linear(16, 2)).double()
+
+    class F(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = net
+
+        def forward(self, t, x):
+            return self.net(torch.cat([x, t[:, None]], 1))
+
+    return F()
+
+
+def _grads(loss, module):
+    return torch.cat([g.flatten() for g in torch.autograd.grad(loss, list(module.parameters()))])
+
+
+targets = st.builds(
+    lambda k, std, seed: MixtureTarget(torch.randn(k, 2, generator=torch.Generator().manual_seed(seed),
+                                                   dtype=torch.float64) * 2, std=std),
+    st.integers(1, 5), st.sampled_from([0.0, 0.3]), st.integers(0, 2**16),
+)
+mix_paths = st.sampled_from([GaussianPath(1e-2), GaussianPath(0.2), LinearPath(), LinearPath(0.1)])
+
+
+@settings(max_examples=20, deadline=None)
+@given(target=targets, path=mix_paths, seed=st.integers(0, 2**16))
+def test_marginal_satisfies_continuity_equation(target, path, seed):
+    # ∂_t log p_t + ∇·u_t + u_t·∇ log p_t = 0   ⇔   ∂_t p_t + ∇·(p_t u_t) = 0
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(6, 2, generator=g, dtype=torch.float64) * 2
+    t = 0.05 + 0.85 * torch.rand(6, generator=g, dtype=torch.float64)
+    logp = lambda tt, xx: target.log_prob_t(path, tt, xx)  # noqa: E731
+    _, dlogp_dt = jvp(lambda tt: logp(tt, x), (t,), (torch.ones_like(t),))
+    xg = x.clone().requires_grad_(True)
+    grad_logp = torch.autograd.grad(logp(t, xg).sum(), xg)[0]
+    u = target.marginal_field(path, t, xg)
+    div = sum(torch.autograd.grad(u[:, i].sum(), xg, retain_graph=True)[0][:, i] for i in range(2))
+    residual = dlogp_dt + div + (u * grad_logp).sum(1)
+    assert residual.abs().max() < 1e-8
+
+
+def test_marginal_density_normalised_and_matches_components():
+    target = MixtureTarget(torch.tensor([[1.0, 2.0], [-2.0, 0.5], [0.0, -1.5]], dtype=torch.float64),
+                           std=0.2, weights=torch.tensor([1.0, 2.0, 1.0], dtype=torch.float64))
+    n = 300
+    ax = torch.linspace(-6, 6, n, dtype=torch.float64)
+    xx = torch.stack(torch.meshgrid(ax, ax, indexing="xy"), -1).reshape(-1, 2)
+    for path in (GaussianPath(1e-3), LinearPath(0.1)):
+        mass = target.log_prob_t(path, 0.6, xx).exp().sum() * (ax[1] - ax[0]) ** 2
+        assert abs(float(mass) - 1) < 1e-3
+    points = MixtureTarget(target.means)  # std = 0: the components are the conditional fields
+    x = torch.randn(5, 2, dtype=torch.float64)
+    for path in (GaussianPath(1e-2), LinearPath()):
+        comp = points.component_fields(path, 0.3, x)
+        for k in range(3):
+            torch.testing.assert_close(comp[:, k], path.conditional_field(0.3, x, target.means[k].expand(5, 2)))
+
+
+@settings(max_examples=15, deadline=None)
+@given(target=targets, path=mix_paths, seed=st.integers(0, 2**16))
+def test_fm_and_cfm_gradients_agree_exactly_given_x(target, path, seed):
+    # E_{x₁|x}‖v − u(x|x₁)‖² = ‖v − u(x)‖² + Var(u(x|x₁) | x): same θ-gradient, θ-free gap
+    g = torch.Generator().manual_seed(seed)
+    t = 0.02 + 0.9 * torch.rand(64, generator=g, dtype=torch.float64)
+    x = target.sample_t(path, t, g)
+    comp, gamma = target.component_fields(path, t, x), target.posterior(path, t, x)
+    u = target.marginal_field(path, t, x)
+    gap = (gamma * (comp - u[:, None]).pow(2).sum(-1)).sum(1).mean()
+    for s in (seed, seed + 1):
+        field = _tiny_field(s)
+        v = field(t, x)
+        l_cfm = (gamma * (v[:, None] - comp).pow(2).sum(-1)).sum(1).mean()
+        l_fm = fm_loss(field, t, x, u)
+        torch.testing.assert_close(_grads(l_cfm, field), _grads(l_fm, field), rtol=1e-9, atol=1e-11)
+        assert abs(float((l_cfm - l_fm - gap).detach())) < 1e-10
+
+
+def test_fm_and_cfm_gradients_agree_by_monte_carlo():
+    # the actual minibatch estimators: gradient gap shrinks like 1/√N, loss gap is θ-free
+    target = MixtureTarget(torch.tensor([[2.0, 0.0], [-1.0, 1.7], [-1.0, -1.7]], dtype=torch.float64), std=0.1)
+    path = GaussianPath(1e-2)
+    fields = [_tiny_field(1), _tiny_field(2)]
+    errors, gaps = [], []
+    for n in (2_000, 200_000):
+        g = torch.Generator().manual_seed(n)
+        x1 = target.sample(n, g)
+        s = path.sample(x1, t=torch.rand(n, generator=g, dtype=torch.float64), generator=g)
+        u = target.marginal_field(path, s.t, s.x_t)
+        rel, gap = [], []
+        for field in fields:
+            l_cfm = ((field(s.t, s.x_t) - s.u_t) ** 2).sum(1).mean()
+            l_fm = fm_loss(field, s.t, s.x_t, u)
+            g_c, g_f = _grads(l_cfm, field), _grads(l_fm, field)
+            rel.append(float((g_c - g_f).norm() / g_f.norm()))
+            gap.append(float(l_cfm - l_fm))
+        errors.append(max(rel))
+        gaps.append(abs(gap[0] - gap[1]))
+    assert errors[1] < 0.05 and errors[1] < errors[0] / 3
+    assert gaps[1] < 0.02
+
+
+def test_metrics():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(500, 1, generator=g, dtype=torch.float64)
+    assert sliced_wasserstein(x, x) == 0
+    assert abs(sliced_wasserstein(x, x + 0.7) - 0.7) < 1e-12  # in 1-D every projection is ±x
+    y = torch.randn(500, 2, generator=g, dtype=torch.float64)
+    assert abs(energy_distance(y, y)) < 1e-12
+    assert energy_distance(y, y + 1.0) > 0.5
+    ts = torch.linspace(0, 1, 6, dtype=torch.float64)[:, None, None]
+    a, b = torch.randn(1, 4, 2, dtype=torch.float64), torch.randn(1, 4, 2, dtype=torch.float64)
+    assert straightness((1 - ts) * a + ts * b) < 1e-20
+    assert straightness((1 - ts**2) * a + ts**2 * b) > 0.01

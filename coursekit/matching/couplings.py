@@ -9,6 +9,8 @@ field is straighter and few-step sampling works better. Taught in: notebook 07.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -44,6 +46,10 @@ def ot_permutation(x0: Tensor, x1: Tensor, solver: str = "scipy") -> Tensor:
         perm = np.empty_like(cols)
         perm[cols] = rows
     elif solver == "pot":
+        # POT probes every installed backend on import, TensorFlow included (≈ 20 s here);
+        # we only hand it NumPy arrays, so skip the probes unless the user asked otherwise.
+        for backend in ("TENSORFLOW", "JAX", "CUPY"):
+            os.environ.setdefault(f"POT_BACKEND_DISABLE_{backend}", "1")
         import ot
 
         n = cost.shape[0]
