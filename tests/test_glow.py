@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from coursekit.flows.coupling import AffineCoupling, make_mask
+from coursekit.flows.glow import (
+    ActNorm,
+    Dequantize,
+    Glow,
+    InvConv1x1,
+    LogitTransform,
+    Permutation,
+    Split,
+    Squeeze,
+    bits_per_dim,
+    glow_2d,
+    glow_step,
+    mnist_glow,
+    sample_at_temperature,
+)
 from coursekit.testing import check_bijection, check_rejects_bad_input
 
 SETTINGS = settings(max_examples=6, deadline=None)
@@ -81,3 +98,216 @@ def test_coupling_rejects_bad_input_and_config():
         AffineCoupling((1, 4, 4), mask="channel")
     with pytest.raises(ValueError, match="shape"):
         AffineCoupling((2, 3))
+
+
+# --- actnorm ---------------------------------------------------------------------------
+
+@SETTINGS
+@given(shape=st.sampled_from([(3,), (2, 3, 3)]), seed=st.integers(0, 10_000))
+def test_actnorm_contract(shape, seed):
+    f = ActNorm(shape).double()
+    f.initialized.fill_(True)  # skip the data-dependent init: random parameters instead
+    randomize(f, seed)
+    check_bijection(f, randn(seed, 4, *shape))
+
+
+@SETTINGS
+@given(shape=st.sampled_from([(3,), (2, 4, 4)]), direction=st.sampled_from(["forward", "inverse"]),
+       seed=st.integers(0, 10_000))
+def test_actnorm_data_dependent_init_standardizes_the_output(shape, direction, seed):
+    data = randn(seed, 64, *shape) * 3.0 + 5.0
+    f = ActNorm(shape).double()
+    out, _ = f(data) if direction == "forward" else f.inverse(data)
+    dims = [0] if len(shape) == 1 else [0, 2, 3]
+    torch.testing.assert_close(out.mean(dims), torch.zeros(shape[0], dtype=torch.float64), atol=1e-9, rtol=0)
+    torch.testing.assert_close(out.var(dims, unbiased=False), torch.ones(shape[0], dtype=torch.float64),
+                               atol=1e-6, rtol=0)
+    assert bool(f.initialized)
+    before = f.shift.clone()
+    f.inverse(data + 1.0)  # a second batch must not re-initialize
+    torch.testing.assert_close(f.shift, before)
+    check_bijection(f, data[:3])
+
+
+def test_actnorm_state_dict_keeps_initialization():
+    f = ActNorm(2)
+    f.inverse(torch.randn(16, 2) * 4)
+    g = ActNorm(2)
+    g.load_state_dict(f.state_dict())
+    assert bool(g.initialized)
+    torch.testing.assert_close(g.log_scale, f.log_scale)
+
+
+# --- 1x1 convolution and permutations --------------------------------------------------
+
+@SETTINGS
+@given(shape=st.sampled_from([(3,), (4,), (3, 2, 2), (4, 3, 3)]), lu=st.booleans(), seed=st.integers(0, 10_000))
+def test_invconv_contract(shape, lu, seed):
+    torch.manual_seed(seed)
+    f = randomize(InvConv1x1(shape, lu=lu).double(), seed, std=0.5) if lu else InvConv1x1(shape).double()
+    if not lu:
+        with torch.no_grad():
+            f.weight.copy_(randn(seed, shape[0], shape[0]) + 2 * torch.eye(shape[0], dtype=torch.float64))
+    check_bijection(f, randn(seed, 3, *shape))
+
+
+@SETTINGS
+@given(c=st.integers(2, 6), seed=st.integers(0, 10_000))
+def test_invconv_lu_and_plain_agree(c, seed):
+    w = randn(seed, c, c)
+    plain = InvConv1x1((c, 2, 3), weight=w).double()
+    lu = InvConv1x1((c, 2, 3), lu=True, weight=w).double()
+    torch.testing.assert_close(lu.matrix(), w)
+    torch.testing.assert_close(lu.log_abs_det_w(), torch.linalg.slogdet(w).logabsdet)
+    z = randn(seed + 1, 4, c, 2, 3)
+    (xp, ldp), (xl, ldl) = plain(z), lu(z)
+    torch.testing.assert_close(xp, xl)
+    torch.testing.assert_close(ldp, ldl)
+    torch.testing.assert_close(ldp, 6 * torch.linalg.slogdet(w).logabsdet.expand(4))  # H·W·log|det W|
+    torch.testing.assert_close(lu.inverse_matrix(), torch.linalg.inv(w))
+
+
+@SETTINGS
+@given(kind=st.sampled_from(["reverse", "shuffle"]), shape=st.sampled_from([(5,), (4, 2, 2)]),
+       seed=st.integers(0, 10_000))
+def test_permutation_contract(kind, shape, seed):
+    f = Permutation(shape, kind, seed=seed).double()
+    check_bijection(f, randn(seed, 3, *shape))
+    if kind == "reverse":
+        z = randn(seed, 2, *shape)
+        torch.testing.assert_close(f(z)[0], z.flip(1))
+
+
+# --- squeeze, split, steps and the multi-scale model ----------------------------------
+
+class Flattened(torch.nn.Module):
+    """View a shape-changing bijection through flat vectors so check_bijection applies."""
+
+    def __init__(self, f, in_shape, out_shape):
+        super().__init__()
+        self.f, self.in_shape, self.out_shape = f, in_shape, out_shape
+
+    def forward(self, z):
+        x, ld = self.f(z.reshape(-1, *self.in_shape))
+        return x.reshape(z.shape[0], -1), ld
+
+    def inverse(self, x):
+        z, ld = self.f.inverse(x.reshape(-1, *self.out_shape))
+        return z.reshape(x.shape[0], -1), ld
+
+
+def test_squeeze_is_a_volume_preserving_permutation():
+    f = Squeeze((2, 4, 6))
+    assert f.latent_shape == (8, 2, 3)
+    check_bijection(Flattened(f, (8, 2, 3), (2, 4, 6)), randn(0, 3, 48))
+    z, _ = f.inverse(torch.arange(48.0).reshape(1, 2, 4, 6))
+    assert z.shape == (1, 8, 2, 3)
+    # the top-left 2x2 patch of channel 0 becomes the first 4 channels at pixel (0, 0)
+    torch.testing.assert_close(z[0, :4, 0, 0], torch.tensor([0.0, 1.0, 6.0, 7.0]))
+    with pytest.raises(ValueError, match="even H and W"):
+        Squeeze((1, 3, 4))
+
+
+@SETTINGS
+@given(seed=st.integers(0, 10_000))
+def test_split_contract_and_prior(seed):
+    f = randomize(Split((4, 3, 3)).double(), seed)
+    z = randn(seed, 3, 4, 3, 3)
+    check_bijection(f, z)
+    x, logdet = f(z)
+    torch.testing.assert_close(x[:, :2], z[:, :2])  # h₁ passes through
+    s, t = f.scale_shift(z[:, :2])
+    torch.testing.assert_close(x[:, 2:], t + s.exp() * z[:, 2:])  # h₂ = μ(h₁) + σ(h₁)·ε
+    torch.testing.assert_close(logdet, s.sum((1, 2, 3)))
+
+
+@SETTINGS
+@given(shape=st.sampled_from([(2,), (4,), (4, 2, 2)]),
+       permutation=st.sampled_from(["lu", "conv", "reverse", "shuffle"]), seed=st.integers(0, 10_000))
+def test_glow_step_contract(shape, permutation, seed):
+    torch.manual_seed(seed)
+    f = glow_step(shape, hidden=6, permutation=permutation, seed=seed).double()
+    f.inverse(randn(seed, 32, *shape) * 2 + 1)  # data-dependent actnorm init
+    randomize(f.bijections[0], seed)  # non-trivial coupling
+    check_bijection(f, randn(seed, 3, *shape))
+
+
+@SETTINGS
+@given(levels=st.integers(1, 2), permutation=st.sampled_from(["lu", "reverse"]), seed=st.integers(0, 10_000))
+def test_glow_multiscale_contract(levels, permutation, seed):
+    torch.manual_seed(seed)
+    f = Glow((1, 4, 4), levels=levels, steps=2, hidden=4, permutation=permutation).double()
+    f.inverse(randn(seed, 16, 1, 4, 4))
+    for name, p in f.named_parameters():
+        if "net" in name:
+            with torch.no_grad():
+                p.add_(0.2 * randn(seed, *p.shape))
+    check_bijection(f, randn(seed, 2, 1, 4, 4))
+    check_rejects_bad_input(f, randn(seed, 2, 1, 4, 4))
+
+
+def test_glow_rejects_bad_config():
+    with pytest.raises(ValueError, match="divisible"):
+        Glow((1, 28, 28), levels=3)
+    with pytest.raises(ValueError, match="permutation"):
+        glow_step(4, permutation="rotate")
+    with pytest.raises(ValueError, match="image shape"):
+        Glow((4,))
+
+
+def test_glow_2d_trajectory_and_blocks():
+    f = glow_2d(2, steps=3, hidden=8).double()
+    z = randn(0, 10, 2)
+    f.inverse(z)
+    traj = f.trajectory(z)
+    assert len(traj) == 4 and all(t.shape == (10, 2) for t in traj)
+    torch.testing.assert_close(traj[-1], f(z)[0])
+    rows = Glow((1, 8, 8), levels=2, steps=1, hidden=2).blocks()
+    assert rows[0] == ("x", (1, 8, 8)) and rows[-1][1] == (8, 2, 2)
+
+
+# --- pre-processing and bits/dim -------------------------------------------------------
+
+@SETTINGS
+@given(alpha=st.floats(0.0, 0.2), seed=st.integers(0, 10_000))
+def test_logit_contract(alpha, seed):
+    f = LogitTransform((1, 2, 2), alpha=alpha)
+    check_bijection(f, randn(seed, 3, 1, 2, 2) * 2)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        f.inverse(torch.full((1, 1, 2, 2), 1.5, dtype=torch.float64))
+
+
+def test_dequantize_stays_in_its_bin():
+    k = torch.randint(0, 256, (50, 1, 4, 4), dtype=torch.uint8)
+    y = Dequantize()(k, dtype=torch.float64)
+    assert (y >= 0).all() and (y < 1).all()
+    torch.testing.assert_close(torch.floor(y * 256), k.double())
+    with pytest.raises(ValueError, match="integers"):
+        Dequantize()(torch.tensor([[256.0]]))
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        Dequantize()([1, 2])
+
+
+def test_bits_per_dim_of_the_uniform_density_is_eight():
+    # p_y = 1 on [0,1]^D puts probability 256^-D on every image: exactly 8 bits per pixel
+    torch.testing.assert_close(bits_per_dim(torch.zeros(3), 784), torch.full((3,), 8.0))
+    # nats → bits → per dimension: −log p = D·ln 2 nats is one bit per dimension less
+    torch.testing.assert_close(bits_per_dim(torch.tensor([10 * math.log(2.0)]), 10), torch.tensor([7.0]))
+    with pytest.raises(ValueError, match="num_dims"):
+        bits_per_dim(torch.zeros(1), 0)
+
+
+def test_mnist_glow_log_prob_matches_monte_carlo_normalization():
+    # a 1-level Glow on 2x2 "images": its density p_y must integrate to 1
+    torch.manual_seed(0)
+    flow = mnist_glow((1, 2, 2), levels=1, steps=1, hidden=4).double()
+    flow.log_prob(torch.rand(64, 1, 2, 2, dtype=torch.float64))
+    # with α > 0 the support is [0, 1] widened by α/(1 − 2α) on each side: integrate over it
+    a = 0.05 / 0.9
+    y = (torch.rand(200_000, 1, 2, 2, dtype=torch.float64) * (1 + 2 * a) - a).clamp(-a + 1e-9, 1 + a - 1e-9)
+    with torch.no_grad():
+        mass = flow.log_prob(y).exp().mean() * (1 + 2 * a) ** 4  # Monte Carlo ∫ p_y
+    assert abs(mass.item() - 1.0) < 0.05, mass
+    x = sample_at_temperature(flow, 5, 0.7)
+    assert x.shape == (5, 1, 2, 2) and ((x >= 0) & (x <= 1)).all()
+    torch.testing.assert_close(sample_at_temperature(flow, 3, 0.0), sample_at_temperature(flow, 3, 0.0))
