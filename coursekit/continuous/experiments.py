@@ -1,0 +1,134 @@
+"""Lesson 05's experiments as functions: the spiral data, solver error/NFE, adjoint memory.
+
+The notebook and ``benchmarks/bench_neural_ode.py`` call the same code, so the numbers a
+student sees and the ones in the benchmark table come from one place.
+
+Taught in: notebook 05.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from .fields import SpiralField
+from .memory import measure_peak_memory
+from .neural_ode import NeuralODE, euler_resnet
+
+
+@dataclass
+class SpiralData:
+    """A trajectory of the true spiral ``dh/dt = (h**3) Aᵀ`` and its noisy observations."""
+
+    t: Tensor  # (n,)
+    true: Tensor  # (n, 2)
+    observed: Tensor  # (n, 2) = true + noise
+
+
+def spiral_data(n: int = 1000, t_max: float = 25.0, noise: float = 0.05, seed: int = 0,
+                dtype: torch.dtype = torch.float32) -> SpiralData:
+    """The classic Neural-ODE demo data: ``h(0) = (2, 0)`` integrated to ``t_max``, plus noise."""
+    if n < 2 or t_max <= 0 or noise < 0:
+        raise ValueError(f"need n >= 2, t_max > 0, noise >= 0; got n={n}, t_max={t_max}, noise={noise}")
+    t = torch.linspace(0.0, t_max, n, dtype=torch.float64)
+    with torch.no_grad():
+        true = NeuralODE(SpiralField(), rtol=1e-8, atol=1e-8)(torch.tensor([[2.0, 0.0]], dtype=torch.float64), t)[:, 0]
+    g = torch.Generator().manual_seed(seed)
+    observed = true + noise * torch.randn(true.shape, generator=g, dtype=torch.float64)
+    return SpiralData(t.to(dtype), true.to(dtype), observed.to(dtype))
+
+
+def spiral_batch(data: SpiralData, batch_time: int = 10, batch_size: int = 16,
+                 generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """Random windows of the observed trajectory: ``(h0 (B, 2), t (T,), target (T, B, 2))``.
+
+    Short windows keep each solve cheap and the loss well conditioned (a single solve over
+    the whole spiral from one start point is a much harder optimization problem).
+    """
+    n = data.t.shape[0]
+    if not 2 <= batch_time < n:
+        raise ValueError(f"batch_time must be in [2, {n - 1}], got {batch_time}")
+    start = torch.randint(0, n - batch_time, (batch_size,), generator=generator)
+    idx = start[None, :] + torch.arange(batch_time)[:, None]  # (T, B)
+    target = data.observed[idx]  # (T, B, 2)
+    return target[0], data.t[:batch_time] - data.t[0], target
+
+
+@dataclass
+class SolverRow:
+    method: str
+    setting: str  # steps or tolerance
+    nfe: int
+    error: float  # max |h(T) − reference|
+
+
+def solver_table(field: nn.Module, h0: Tensor, t1: float, steps: tuple[int, ...] = (10, 40),
+                 tolerances: tuple[float, ...] = (1e-3, 1e-6)) -> list[SolverRow]:
+    """Error at ``t1`` and NFE of a ResNet (Euler steps), euler, rk4 and dopri5.
+
+    The reference solution is dopri5 at ``rtol = atol = 1e-10`` in float64.
+    """
+    field = field.double()
+    h0 = h0.double()
+    ref = NeuralODE(field, rtol=1e-10, atol=1e-10)
+    with torch.no_grad():
+        h_ref = ref(h0, [0.0, t1])[-1]
+        rows = []
+        for n in steps:
+            h = euler_resnet(field, h0, 0.0, t1, n)
+            rows.append(SolverRow("ResNet (h ← h + Δt·f)", f"{n} bloques", n, (h - h_ref).abs().max().item()))
+            for method in ("euler", "rk4"):
+                ode = NeuralODE(field, method=method, options=dict(step_size=t1 / n))
+                h = ode(h0, [0.0, t1])[-1]
+                rows.append(SolverRow(method, f"{n} pasos", ode.nfe_forward, (h - h_ref).abs().max().item()))
+        for tol in tolerances:
+            ode = NeuralODE(field, method="dopri5", rtol=tol, atol=tol)
+            h = ode(h0, [0.0, t1])[-1]
+            rows.append(SolverRow("dopri5", f"tol {tol:.0e}", ode.nfe_forward, (h - h_ref).abs().max().item()))
+    return rows
+
+
+@dataclass
+class MemoryRow:
+    steps: int
+    direct_bytes: int
+    adjoint_bytes: int
+    direct_s: float
+    adjoint_s: float
+    nfe_forward: int
+    nfe_backward_adjoint: int
+    how: str
+
+
+def adjoint_memory_table(field: nn.Module, h0: Tensor, step_counts: tuple[int, ...] = (10, 40, 160),
+                         t1: float = 1.0, device: torch.device | str = "cpu") -> list[MemoryRow]:
+    """Peak memory and time of one forward+backward, backprop-through-solver vs adjoint.
+
+    rk4 with a fixed number of steps, so both modes do the same forward work and the
+    step count is the variable: direct memory grows with it, the adjoint's stays flat.
+    """
+    field = field.to(device)
+    h0 = h0.to(device)
+    warm = NeuralODE(field, method="rk4", options=dict(step_size=t1))  # first-call costs out of the timings
+    warm(h0, [0.0, t1])[-1].sum().backward()
+    field.zero_grad(set_to_none=True)
+    rows = []
+    for n in step_counts:
+        out = {}
+        for adjoint in (False, True):
+            ode = NeuralODE(field, method="rk4", adjoint=adjoint, options=dict(step_size=t1 / n))
+
+            def run(ode=ode):
+                ode(h0, [0.0, t1])[-1].pow(2).sum().backward()
+
+            out[adjoint] = (measure_peak_memory(run, device), ode.nfe_forward, ode.nfe_backward)
+            field.zero_grad(set_to_none=True)
+        (d, nfe_f, _), (a, _, nfe_b) = out[False], out[True]
+        rows.append(MemoryRow(n, d.peak_bytes, a.peak_bytes, d.seconds, a.seconds, nfe_f, nfe_b, d.how))
+    return rows
+
+
+__all__ = ["MemoryRow", "SolverRow", "SpiralData", "adjoint_memory_table", "solver_table", "spiral_batch",
+           "spiral_data"]
