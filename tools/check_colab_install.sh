@@ -9,6 +9,7 @@ WORK=${1:-$(mktemp -d)}
 git clone -q "$ROOT" "$WORK/clone"
 python3 -m venv "$WORK/venv"
 PIP="$WORK/venv/bin/python -m pip"
+$PIP install -q --upgrade pip  # Colab ships a recent pip; 23.x rejects "name[extra] @ git+file://"
 $PIP install -q torch==2.13.0 tensorflow matplotlib ipywidgets==7.7.1 ipykernel
 $WORK/venv/bin/python -m pip freeze | grep -iE '^(torch|tensorflow|matplotlib|ipywidgets|numpy)==' | sort > "$WORK/before.txt"
 $PIP install -q "coursekit[torch] @ git+file://$WORK/clone"
