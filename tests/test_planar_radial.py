@@ -1,0 +1,241 @@
+"""Planar and radial flows (contract, û, folds), VI / ML helpers and the lesson-02 playground."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from torch.func import jacrev
+
+from coursekit import vi
+from coursekit.flows.base import Compose, Flow, StandardNormal
+from coursekit.flows.planar import Planar
+from coursekit.flows.radial import Radial
+from coursekit.testing import check_bijection, check_rejects_bad_input
+
+coord = st.floats(-3.0, 3.0, allow_nan=False)
+FAST = settings(max_examples=25, deadline=None)
+
+
+@pytest.fixture(autouse=True)
+def float64():
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
+
+
+def _z(dim: int, seed: int, n: int = 12, scale: float = 2.0) -> torch.Tensor:
+    return scale * torch.randn(n, dim, generator=torch.Generator().manual_seed(seed))
+
+
+def _signed_det_autograd(f, z):
+    return torch.stack([torch.linalg.det(jacrev(lambda v: f(v[None])[0][0])(zi)) for zi in z])
+
+
+# --- Planar -----------------------------------------------------------------------------
+
+
+@FAST
+@given(dim=st.integers(1, 5), data=st.data(), b=coord, seed=st.integers(0, 10_000))
+def test_planar_contract_including_raw_wu_below_minus_one(dim, data, b, seed):
+    u = torch.tensor(data.draw(st.lists(coord, min_size=dim, max_size=dim)))
+    w = torch.tensor(data.draw(st.lists(coord, min_size=dim, max_size=dim)))
+    assume(float(w.norm()) > 0.2)
+    f = Planar(dim, u=u, w=w, b=b, tol=1e-12)
+    # û fixes any raw u, including wᵀu < -1 (where the raw map would fold)
+    assert float((f.w @ f.u_hat).detach()) > -1
+    check_bijection(f, _z(dim, seed), atol=1e-8, rtol=1e-8)
+
+
+def test_planar_u_hat_formula():
+    f = Planar(3, u=[-2.0, 1.0, 0.5], w=[1.5, 0.0, -1.0], b=0.2)
+    u, w = f.u.detach(), f.w.detach()
+    wu = float(w @ u)
+    assert wu < -1
+    u_hat = f.u_hat.detach()
+    assert math.isclose(float(w @ u_hat), -1 + math.log1p(math.exp(wu)), rel_tol=1e-12)
+    # only the component along w changes
+    proj = torch.eye(3) - torch.outer(w, w) / (w @ w)
+    torch.testing.assert_close(proj @ u_hat, proj @ u)
+
+
+def test_planar_raw_fold_has_negative_det_and_u_hat_removes_it():
+    z = _z(2, 0, n=400)
+    raw = Planar(2, u=[-2.0, 0.0], w=[2.0, 0.0], b=0.0, constrain=False)
+    fixed = Planar(2, u=[-2.0, 0.0], w=[2.0, 0.0], b=0.0, constrain=True)
+    assert (raw.jacobian_det(z) < 0).any()
+    assert (fixed.jacobian_det(z) > 0).all()
+    # the signed det is the autograd Jacobian's det, and log|det| is what forward returns
+    zs = z[:10]
+    torch.testing.assert_close(raw.jacobian_det(zs), _signed_det_autograd(raw, zs))
+    torch.testing.assert_close(raw(zs)[1], raw.jacobian_det(zs).abs().log())
+    # the raw inverse still returns *a* preimage: f(f⁻¹(x)) = x
+    x = _z(2, 1, n=50)
+    with torch.no_grad():
+        torch.testing.assert_close(raw(raw.inverse(x)[0])[0], x)
+
+
+def test_planar_inverse_gradients_are_exact():
+    x = _z(2, 3, n=5)
+
+    def inv(u, w, b):
+        f = Planar(2, u=[0.0, 0.0], w=[1.0, 0.0], tol=1e-13)
+        del f.u, f.w, f.b  # plug the tensors in as plain attributes so gradcheck can vary them
+        f.u, f.w, f.b = u, w, b
+        z, ld = f.inverse(x)
+        return z, ld
+
+    args = (torch.tensor([-1.5, 0.7], requires_grad=True), torch.tensor([1.2, -0.4], requires_grad=True),
+            torch.tensor(0.3, requires_grad=True))
+    assert torch.autograd.gradcheck(inv, args, atol=1e-6)
+
+
+def test_planar_bad_input_and_bad_parameters():
+    check_rejects_bad_input(Planar(2), _z(2, 0, n=4))
+    with pytest.raises(ValueError, match="non-zero"):
+        Planar(2, u=[1.0, 0.0], w=[0.0, 0.0])
+    with pytest.raises(ValueError, match=r"shape \(2,\)"):
+        Planar(2, u=[1.0, 0.0, 0.0])
+    with pytest.raises(ValueError, match="tol"):
+        Planar(2, tol=0.0)
+
+
+# --- Radial -----------------------------------------------------------------------------
+
+
+@FAST
+@given(dim=st.integers(1, 5), alpha=st.floats(0.05, 3.0), gap=st.floats(1e-3, 6.0),
+       z0=coord, seed=st.integers(0, 10_000))
+def test_radial_contract(dim, alpha, gap, z0, seed):
+    f = Radial(dim, z0=torch.full((dim,), z0), alpha=alpha, beta=-alpha + gap)
+    z = _z(dim, seed)
+    assume(float((z - f.z0.detach()).norm(dim=1).min()) > 1e-3)  # the norm's gradient is undefined at z₀
+    check_bijection(f, z, atol=1e-8, rtol=1e-8)
+
+
+def test_radial_parameterization_and_raw_fold():
+    f = Radial(2, z0=[0.5, -0.5], alpha=0.7, beta=1.3)
+    alpha, beta = float(f.alpha.detach()), float(f.beta.detach())
+    assert math.isclose(alpha, 0.7, rel_tol=1e-12) and math.isclose(beta, 1.3, rel_tol=1e-12)
+    with torch.no_grad():
+        f.beta_raw.fill_(-20.0)  # any raw value still gives β ≥ -α
+    assert float(f.beta.detach()) >= -float(f.alpha.detach())
+    raw = Radial(2, z0=[0.0, 0.0], alpha=0.5, beta=-1.5, constrain=False)
+    z = _z(2, 2, n=200, scale=0.5)
+    assert (raw.jacobian_det(z) < 0).any()
+    torch.testing.assert_close(raw.jacobian_det(z[:8]), _signed_det_autograd(raw, z[:8]))
+    x = _z(2, 4, n=50)
+    with torch.no_grad():
+        torch.testing.assert_close(raw(raw.inverse(x)[0])[0], x)
+
+
+def test_radial_bad_input_and_bad_parameters():
+    check_rejects_bad_input(Radial(3), _z(3, 0, n=4))
+    with pytest.raises(ValueError, match="alpha"):
+        Radial(2, alpha=0.0)
+    with pytest.raises(ValueError, match="beta"):
+        Radial(2, alpha=1.0, beta=-1.0)
+    with pytest.raises(ValueError, match=r"shape \(2,\)"):
+        Radial(2, z0=[0.0, 0.0, 0.0])
+
+
+# --- VI and maximum likelihood -------------------------------------------------------------
+
+
+def _gaussian_energy(x):
+    return 0.5 * (x**2).sum(1)
+
+
+def test_reverse_kl_is_zero_when_q_equals_p_and_log_z_matches_closed_form():
+    # u = 0: f is the identity, so q = N(0, I) = exp(-U) / 2π exactly
+    flow = Flow(StandardNormal(2), Compose([Planar(2, u=[0.0, 0.0], w=[1.0, 1.0], constrain=False)]))
+    assert math.isclose(vi.log_partition(_gaussian_energy), math.log(2 * math.pi), rel_tol=1e-9)
+    score = vi.score_reverse_kl(flow, _gaussian_energy, n=500)
+    assert abs(score.kl) < 1e-9 and score.stderr < 1e-9
+    loss = vi.reverse_kl_loss(flow, _gaussian_energy, 500)
+    assert math.isclose(float(loss.detach()), -math.log(2 * math.pi), rel_tol=1e-9)  # = KL - log Z
+
+
+def test_reverse_kl_matches_monte_carlo_oracle_for_a_shifted_gaussian():
+    # q = N(0, I); p = N(m, I): KL(q ‖ p) = ‖m‖² / 2
+    m = torch.tensor([1.0, -0.5])
+    flow = vi.make_flow("radial", 1)
+    with torch.no_grad():
+        flow.transform.bijections[0].beta_raw.fill_(math.log(math.expm1(float(flow.transform.bijections[0].alpha))))
+    assert abs(float(flow.transform.bijections[0].beta.detach())) < 1e-12  # β = 0: identity
+    score = vi.score_reverse_kl(flow, lambda x: 0.5 * ((x - m) ** 2).sum(1), n=4000)
+    assert abs(score.kl - 0.5 * float(m @ m)) < 5 * score.stderr  # Monte Carlo: within 5 standard errors
+
+
+def test_annealing_weight():
+    assert vi.annealing_weight(0, 100) == pytest.approx(0.01)
+    assert vi.annealing_weight(50, 100) == pytest.approx(0.51)
+    assert vi.annealing_weight(500, 100) == 1.0
+    assert vi.annealing_weight(3, None) == 1.0
+
+
+def test_fit_reverse_kl_improves_the_elbo_and_checkpoints(tmp_path):
+    torch.manual_seed(0)
+    flow = vi.make_flow("planar", 4, seed=1)
+    before = vi.score_reverse_kl(flow, "U1", n=4000)
+    hist = vi.fit_reverse_kl(flow, "U1", 150, batch=128, lr=1e-2, anneal_steps=50, progress=False,
+                             checkpoint=tmp_path / "vi.pt")
+    after = vi.score_reverse_kl(flow, "U1", n=4000)
+    assert after.kl < before.kl - 0.3
+    assert hist["beta"][0] == pytest.approx(0.01) and hist["beta"][-1] == 1.0
+    assert (tmp_path / "vi.pt").exists()
+
+
+def test_fit_max_likelihood_lowers_held_out_nll():
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    from coursekit.data import sample_toy
+
+    train, test = sample_toy("8gaussians", 2000, g).double(), sample_toy("8gaussians", 1000, g).double()
+    flow = vi.make_flow("radial", 4, seed=0)
+    before = vi.mean_nll(flow, test)
+    vi.fit_max_likelihood(flow, train, 80, batch=128, lr=2e-2, progress=False, generator=g)
+    assert vi.mean_nll(flow, test) < before - 0.2
+    # mean_nll is -mean log q: for the identity flow it is the Gaussian's closed form
+    ident = Flow(StandardNormal(2), Compose([Radial(2, alpha=1.0, beta=1e-12)]))
+    closed = float((0.5 * (test**2).sum(1)).mean()) + math.log(2 * math.pi)
+    assert vi.mean_nll(ident, test) == pytest.approx(closed, rel=1e-6)
+
+
+def test_vi_bad_arguments():
+    with pytest.raises(ValueError, match="planar"):
+        vi.make_flow("glow", 2)
+    with pytest.raises(ValueError, match="U1"):
+        vi.reverse_kl_loss(vi.make_flow("planar", 1), "U9", 10)
+    with pytest.raises(ValueError, match=r"\(N, D\)"):
+        vi.fit_max_likelihood(vi.make_flow("planar", 1), torch.zeros(5), 1, progress=False)
+
+
+# --- the playground -----------------------------------------------------------------------
+
+
+def test_playground_updates_and_shows_the_fold():
+    from coursekit.widgets.planar_radial import PLANAR_START, build_stack, planar_radial_playground, signed_det
+
+    pg = planar_radial_playground(grid_size=40)
+    first = pg.image.value
+    assert "invertible" in pg.status.value
+    pg.update(u1=-2.0)  # layer 1 has w = (2, 0): raw wᵀu = -4 < -1
+    assert pg.image.value != first
+    assert "w<sup>T</sup>u = -4.00" in pg.status.value and "se pliega" not in pg.status.value
+    pg.update(invertible=False)
+    assert "se pliega" in pg.status.value
+    # choosing another layer loads its values into the sliders
+    pg.update(capa=2)
+    assert pg.controls["u2"].value == pytest.approx(PLANAR_START[1]["u2"])
+    pg.update(tipo="radial", invertible=True, capas=3)
+    assert pg.controls["u1"].layout.display == "none" and pg.controls["beta"].layout.display is None
+    # the signed det of the stack is autograd's det
+    stack = build_stack("planar", PLANAR_START[:3], constrain=False, tol=1e-6)
+    z = torch.randn(6, 2, dtype=torch.float32)
+    _, det = signed_det(stack, z)
+    oracle = torch.stack([torch.linalg.det(jacrev(lambda v: stack(v[None])[0][0])(zi)) for zi in z])
+    np.testing.assert_allclose(det.numpy(), oracle.detach().numpy(), rtol=1e-4, atol=1e-5)
