@@ -1,0 +1,194 @@
+"""i-ResNet blocks (lesson 04): contract, Lipschitz bound by SVD, fixed-point inverse, log-det series."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch.func import jacrev
+
+from coursekit.flows.base import Compose, Flow, Inverse, StandardNormal
+from coursekit.flows.iresnet import ACTIVATIONS, IResBlock
+from coursekit.testing import check_bijection, check_rejects_bad_input
+
+torch.set_default_dtype(torch.float64)
+SETTINGS = settings(max_examples=12, deadline=None)
+seeds = st.integers(0, 2**31 - 1)
+lams = st.floats(0.3, 0.95)
+
+
+def _block(seed: int, dim=3, **kw) -> IResBlock:
+    torch.manual_seed(seed)
+    return IResBlock(dim, **kw).eval()  # eval: the power iteration stops, so f is fixed between calls
+
+
+def _z(shape, seed: int, n: int = 5) -> torch.Tensor:
+    shape = (shape,) if isinstance(shape, int) else shape
+    return 2 * torch.randn(n, *shape, generator=torch.Generator().manual_seed(seed))
+
+
+@SETTINGS
+@given(seed=seeds, dim=st.integers(1, 4), lam=lams, depth=st.integers(1, 2),
+       activation=st.sampled_from(sorted(ACTIVATIONS)))
+def test_dense_block_contract_exact_logdet(seed, dim, lam, depth, activation):
+    f = _block(seed, dim, hidden=8, lam=lam, depth=depth, activation=activation, tol=1e-13)
+    report = check_bijection(f, _z(dim, seed), atol=1e-9, rtol=1e-9)
+    assert report.roundtrip < 1e-9
+    info = f.last_inverse_info
+    assert info.converged and info.residual < 1e-13 and info.iterations == len(info.history) - 1
+
+
+@settings(max_examples=3, deadline=None)
+@given(seed=seeds, lam=lams)
+def test_conv_block_contract_exact_logdet(seed, lam):
+    f = _block(seed, (2, 3, 3), hidden=4, lam=lam, tol=1e-13)
+    check_bijection(f, _z((2, 3, 3), seed, n=2), atol=1e-9, rtol=1e-9)
+
+
+def test_rejects_bad_input_and_bad_parameters():
+    check_rejects_bad_input(_block(0, 2), torch.randn(4, 2))
+    check_rejects_bad_input(_block(0, (1, 3, 3), hidden=2), torch.randn(2, 1, 3, 3))
+    for kwargs, match in [(dict(lam=1.0), "lam"), (dict(lam=-0.5), "lam"), (dict(hidden=0), "hidden"),
+                          (dict(activation="relu6"), "activation"), (dict(logdet="svd"), "logdet"),
+                          (dict(tol=0.0), "tol"), (dict(n_terms=0), "n_terms")]:
+        with pytest.raises(ValueError, match=match):
+            IResBlock(2, **kwargs)
+    with pytest.raises(ValueError, match="dim"):
+        IResBlock((3, 4))
+    assert IResBlock(1, lam=2.0, strict=False).lam == 2.0  # plain ResNet block, for the demo only
+
+
+@SETTINGS
+@given(seed=seeds, dim=st.integers(1, 5), lam=lams, depth=st.integers(1, 2))
+def test_lipschitz_bound_against_svd(seed, dim, lam, depth):
+    f = _block(seed, dim, hidden=7, lam=lam, depth=depth)
+    n_weights = depth + 1
+    for w in f.weights():  # each normalized weight: σ_max(W̃) = λ by exact SVD
+        assert abs(torch.linalg.svdvals(w.detach())[0].item() - lam) < 1e-9
+    bound = f.lipschitz_bound()
+    assert bound <= lam**n_weights * (1 + 1e-9)
+    # the local Lipschitz constant σ_max(J_g(z)) (SVD of the autograd Jacobian) never exceeds it
+    z = _z(dim, seed, n=20)
+    jac = torch.stack([jacrev(lambda u: f.g(u.unsqueeze(0)).squeeze(0))(zi) for zi in z])
+    assert torch.linalg.matrix_norm(jac, ord=2).max().item() <= bound * (1 + 1e-9)
+
+
+def test_conv_spectral_norm_bounds_the_operator():
+    torch.manual_seed(3)
+    f = IResBlock((2, 4, 4), hidden=5, lam=0.8)
+    f.refresh_spectral_norm(800)
+    f.eval()
+    for weight in f.weights():  # the conv as a matrix: autograd Jacobian of conv2d, then exact SVD
+        w = weight.detach()
+
+        def conv(u, w=w):
+            return F.conv2d(u.unsqueeze(0), w, padding=1).reshape(-1)
+
+        mat = jacrev(conv)(torch.zeros(w.shape[1], 4, 4))
+        sigma = torch.linalg.svdvals(mat.reshape(mat.shape[0], -1))[0].item()
+        assert abs(sigma - 0.8) < 1e-6
+    assert f.lipschitz_bound() <= 0.8**2 * (1 + 1e-6)
+    # the reshaped-kernel norm (what torch's spectral_norm would normalize) is not the operator norm
+    w = f.layers[0].weight.detach()
+    assert torch.linalg.matrix_norm(w.reshape(w.shape[0], -1), ord=2).item() < 0.999
+
+
+@SETTINGS
+@given(seed=seeds, lam=lams, n_terms=st.integers(1, 12))
+def test_truncated_series_bias_is_bounded_and_shrinks(seed, lam, n_terms):
+    dim = 3
+    f = _block(seed, dim, hidden=6, lam=lam)
+    z = _z(dim, seed, n=6)
+    exact = f.logdet_exact(z)
+    rho = f.lipschitz_bound()
+    # |tr(J^k)| ≤ D ρ^k, so the tail after n terms is at most D ρ^{n+1} / ((n+1)(1-ρ))
+    for n in (n_terms, n_terms + 5):
+        bias = (f.logdet_series(z, n, exact_trace=True) - exact).abs().max().item()
+        assert bias <= dim * rho ** (n + 1) / ((n + 1) * (1 - rho)) + 1e-12
+    assert (f.logdet_series(z, 80, exact_trace=True) - exact).abs().max().item() < 1e-8 * max(1, dim)
+
+
+@settings(max_examples=4, deadline=None)
+@given(seed=seeds, n_terms=st.integers(1, 6))
+def test_hutchinson_is_unbiased_for_the_truncated_series(seed, n_terms):
+    f = _block(seed, 3, hidden=6, lam=0.9)
+    z0 = _z(3, seed, n=1)
+    z = z0.expand(4000, 3).contiguous()  # one independent Rademacher probe per row
+    est = f.logdet_series(z, n_terms, n_samples=1, generator=torch.Generator().manual_seed(seed))
+    target = f.logdet_series(z0, n_terms, exact_trace=True).item()
+    stderr = est.std().item() / math.sqrt(len(est))
+    assert abs(est.mean().item() - target) < 5 * stderr + 1e-12
+
+
+def test_hutchinson_on_a_small_image_converges_to_exact():
+    f = _block(1, (1, 4, 4), hidden=4, lam=0.6)
+    z0 = _z((1, 4, 4), 1, n=1)
+    exact = f.logdet_exact(z0).item()
+    est = f.logdet_series(z0.expand(1000, 1, 4, 4).contiguous(), 12, generator=torch.Generator().manual_seed(0))
+    stderr = est.std().item() / math.sqrt(len(est))
+    assert abs(est.mean().item() - exact) < 5 * stderr + 1e-5  # truncation bias ≤ 16·0.36¹³/(13·0.64) ≈ 3e-6
+    # the block's own "series" mode averages n_samples probes per sample
+    g = IResBlock((1, 4, 4), hidden=4, lam=0.6, logdet="series", n_terms=12, n_samples=100)
+    g.load_state_dict(f.state_dict())
+    g.eval()
+    torch.manual_seed(0)
+    assert abs(g(z0)[1].item() - exact) < 5 * est.std().item() / math.sqrt(100) + 1e-5
+
+
+@SETTINGS
+@given(seed=seeds, lam=lams)
+def test_fixed_point_residuals_shrink_geometrically(seed, lam):
+    dim = 4
+    f = _block(seed, dim, hidden=8, lam=lam, tol=1e-14)
+    x = _z(dim, seed, n=1)  # one sample: ‖r_k‖∞ ≤ ‖r_k‖₂ ≤ ρᵏ ‖r_0‖₂ ≤ ρᵏ √D ‖r_0‖∞
+    z, info = f.solve(x)
+    rho, r = f.lipschitz_bound(), info.history
+    assert info.converged and (z + f.g(z) - x).abs().max().item() < 1e-14
+    for k, rk in enumerate(r):
+        assert rk <= rho**k * math.sqrt(dim) * r[0] + 1e-15
+    _, capped = f.solve(x, tol=1e-30, max_iter=3)
+    assert capped.iterations == 3 and not capped.converged and len(capped.history) == 4
+
+
+def test_inverse_gradients_match_unrolled_autograd():
+    f = _block(5, 3, hidden=8, lam=0.85, tol=1e-14)
+    x = _z(3, 5, n=4).requires_grad_()
+    z, logdet_inv = f.inverse(x)
+    loss = (z**3).sum() + logdet_inv.sum()
+    params = [p for p in f.parameters() if p.requires_grad]
+    grads = torch.autograd.grad(loss, [x, *params])
+
+    def unrolled(x):  # autograd straight through 300 fixed-point steps: the slow oracle
+        z = x
+        for _ in range(300):
+            z = x - f.g(z)
+        return z
+
+    x2 = x.detach().clone().requires_grad_()
+    z2 = unrolled(x2)
+    loss2 = (z2**3).sum() - f.logdet_exact(z2).sum()
+    for a, b in zip(grads, torch.autograd.grad(loss2, [x2, *params]), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-9, rtol=1e-9)
+
+
+def test_iresnet_flow_trains_by_maximum_likelihood():
+    torch.manual_seed(0)
+    blocks = Inverse(Compose([IResBlock(2, hidden=8, lam=0.9) for _ in range(2)]))
+    flow = Flow(StandardNormal(2), blocks)  # density direction: z = F(x), no fixed point needed
+    x = torch.randn(256, 2) * torch.tensor([2.0, 0.5]) + 1.0
+    opt = torch.optim.Adam(flow.parameters(), lr=1e-2)
+    before = -flow.log_prob(x).mean().item()
+    for _ in range(30):
+        opt.zero_grad()
+        loss = -flow.log_prob(x).mean()
+        loss.backward()
+        opt.step()
+    assert loss.item() < before - 0.3
+    flow.eval()
+    with torch.no_grad():
+        xs = flow.sample(64)  # sampling runs the fixed point of every block
+    assert torch.isfinite(xs).all()
+    for b in blocks.bijection.bijections:
+        assert b.last_inverse_info.converged
