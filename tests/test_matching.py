@@ -23,13 +23,22 @@ from coursekit.matching import (
 )
 
 SHAPES = [(5, 2), (3, 1, 4, 4), (4, 3, 2, 2, 2)]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # tiny tensors: a thread pool only adds contention on the shared 2-core CI machine
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 paths = st.one_of(
     st.floats(0.0, 0.5).map(GaussianPath),
     st.floats(0.0, 0.0).map(LinearPath),  # σ = 0: x_t is a deterministic function of t
 )
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(path=paths, shape=st.sampled_from(SHAPES), seed=st.integers(0, 2**16))
 def test_u_t_is_time_derivative_of_x_t(path, shape, seed):
     g = torch.Generator().manual_seed(seed)
@@ -222,10 +231,11 @@ def test_marginal_density_normalised_and_matches_components():
             torch.testing.assert_close(comp[:, k], path.conditional_field(0.3, x, target.means[k].expand(5, 2)))
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=8, deadline=None)
 @given(target=targets, path=mix_paths, seed=st.integers(0, 2**16))
 def test_fm_and_cfm_gradients_agree_exactly_given_x(target, path, seed):
-    # E_{x₁|x}‖v − u(x|x₁)‖² = ‖v − u(x)‖² + Var(u(x|x₁) | x): same θ-gradient, θ-free gap
+    # CFM conditioned on the component k (= on x₁ when std = 0), integrated exactly given x:
+    # E_{k|x}‖v − u(x|k)‖² = ‖v − u(x)‖² + Var(u(x|k) | x): same θ-gradient, θ-free gap
     g = torch.Generator().manual_seed(seed)
     t = 0.02 + 0.9 * torch.rand(64, generator=g, dtype=torch.float64)
     x = target.sample_t(path, t, g)
@@ -247,7 +257,7 @@ def test_fm_and_cfm_gradients_agree_by_monte_carlo():
     path = GaussianPath(1e-2)
     fields = [_tiny_field(1), _tiny_field(2)]
     errors, gaps = [], []
-    for n in (2_000, 200_000):
+    for n in (2_000, 100_000):
         g = torch.Generator().manual_seed(n)
         x1 = target.sample(n, g)
         s = path.sample(x1, t=torch.rand(n, generator=g, dtype=torch.float64), generator=g)
@@ -258,7 +268,7 @@ def test_fm_and_cfm_gradients_agree_by_monte_carlo():
             l_fm = fm_loss(field, s.t, s.x_t, u)
             g_c, g_f = _grads(l_cfm, field), _grads(l_fm, field)
             rel.append(float((g_c - g_f).norm() / g_f.norm()))
-            gap.append(float(l_cfm - l_fm))
+            gap.append((l_cfm - l_fm).item())
         errors.append(max(rel))
         gaps.append(abs(gap[0] - gap[1]))
     assert errors[1] < 0.05 and errors[1] < errors[0] / 3
@@ -277,3 +287,67 @@ def test_metrics():
     a, b = torch.randn(1, 4, 2, dtype=torch.float64), torch.randn(1, 4, 2, dtype=torch.float64)
     assert straightness((1 - ts) * a + ts * b) < 1e-20
     assert straightness((1 - ts**2) * a + ts**2 * b) > 0.01
+
+
+# --- training, few-step evaluation, MNIST helpers and the playground ----------------------
+
+
+def test_train_fm_learns_and_reports_curve():
+    from coursekit.matching.training import train_fm
+
+    res = train_fm("8gaussians", n_steps=120, batch_size=128, n_eval=2, n_test=300, progress=False)
+    assert [p.step for p in res.curve] == [60, 120, 120] or [p.step for p in res.curve][-1] == 120
+    assert all(b.time_s >= a.time_s for a, b in zip(res.curve, res.curve[1:]))
+    assert res.test_nll < 4.2  # a Gaussian fitted to 8gaussians has NLL ≈ 4.24 nats
+    assert res.time_to_nll(1e9) == res.curve[0].time_s and res.time_to_nll(-1e9) is None
+
+
+def test_quality_vs_nfe_rows_and_exact_field():
+    from coursekit.matching.fewstep import flow_straightness, quality_vs_nfe
+
+    # the constant field v = x₁* − x₀-free shift: dx/dt = c moves N(0, I) to N(c, I) exactly in one step
+    c = torch.tensor([1.0, -2.0], dtype=torch.float64)
+    field = lambda t, x: c.expand_as(x)  # noqa: E731
+    x0 = torch.randn(400, 2, dtype=torch.float64)
+    rows = quality_vs_nfe(field, x0, x0 + c, steps=(1, 4))
+    assert [r.solver for r in rows] == ["euler", "euler", "dopri5"]
+    assert all(r.sliced_w2 < 1e-6 for r in rows) and rows[0].nfe == 1
+    assert flow_straightness(field, x0, 10) < 1e-20
+
+
+def test_mnist_helpers_roundtrip(tmp_path):
+    import numpy as np
+
+    from coursekit.matching.image_field import MLPImageField
+    from coursekit.matching.mnist import from_unit, heldout_cfm, load_field, mnist_loss, save_field, to_unit
+
+    imgs = np.random.default_rng(0).integers(0, 256, (10, 28, 28), dtype=np.uint8)
+    x = to_unit(imgs)
+    assert x.shape == (10, 1, 28, 28) and x.min() >= -1 and x.max() <= 1
+    torch.testing.assert_close(from_unit(x)[:, 0] * 255, torch.as_tensor(imgs).float())
+    field = MLPImageField((1, 28, 28), hidden=32, n_layers=2)
+    torch.nn.init.normal_(field.net[-1].weight, std=0.01)
+    assert torch.isfinite(mnist_loss(field, x, batch=4)(0))
+    save_field(tmp_path / "f.pt", field, note="test")
+    loaded, meta = load_field(tmp_path / "f.pt")
+    assert meta == {"note": "test"}
+    out, out2 = field(torch.rand(3), x[:3]), loaded(torch.rand(3), x[:3])
+    assert out.shape == out2.shape == (3, 1, 28, 28)
+    assert abs(heldout_cfm(field, x) - heldout_cfm(loaded, x)) < 1e-2  # float16 storage
+    with pytest.raises(ValueError, match="uint8"):
+        to_unit(imgs.astype(np.float32))
+    with pytest.raises(ValueError, match="shape"):
+        field(torch.rand(2), torch.randn(2, 1, 14, 14))
+
+
+def test_playground_updates_in_place():
+    from coursekit.widgets.flow_matching import flow_matching_playground
+
+    pg = flow_matching_playground(grid_size=40, n_arrows=8, n_pairs=20)
+    first = pg.image.value
+    pg.update(t=0.9, campo="condicional", k=2, ot=True)
+    assert pg.image.value != first and "∫p" in pg.status.value
+    mass = float(pg.status.value.split("≈ ")[1].split(" ")[0])
+    assert abs(mass - 1) < 0.02
+    with pytest.raises(ValueError, match="unknown control"):
+        pg.update(sigma=1.0)
