@@ -294,3 +294,16 @@ def test_sigkilled_training_resumes_without_losing_anything(tmp_path):
     assert int(run.step.numpy()) == saved + 5
     assert run.history.steps == list(range(saved + 5))
     assert run.manager.latest_checkpoint.endswith(f"ckpt-{saved + 5}")
+
+
+def test_data_offline_first_then_keras_loader_only_when_allowed(tmp_path, monkeypatch):
+    import coursekit.data.mnist as mnist_mod
+
+    monkeypatch.setattr(mnist_mod, "search_dirs", lambda: [tmp_path])  # no local files
+    monkeypatch.delenv("COURSEKIT_ALLOW_DOWNLOAD", raising=False)
+    with pytest.raises(FileNotFoundError, match="not found"):
+        ckt.load_mnist_tf()
+    fake = np.zeros((5, 28, 28), np.uint8), np.arange(5, dtype=np.uint8)
+    monkeypatch.setattr(tf.keras.datasets.mnist, "load_data", lambda: (fake, fake))  # stands in for the network
+    splits = ckt.load_mnist_tf(allow_download=True)
+    assert "tf.keras.datasets" in splits.source and splits.train_images.shape == (5, 28, 28)
