@@ -162,3 +162,47 @@ def test_bad_input_raises_clear_errors():
         cnf.log_prob(torch.full((2, 2), float("nan")))
     with pytest.raises(ValueError, match="eps"):
         divergence_hutchinson(MLPField(2), torch.tensor(0.0), torch.zeros(3, 2), torch.zeros(3, 3))
+
+
+def test_log_prob_at_intermediate_time_matches_linear_closed_form():
+    """x(t) = e^{tA} z: log p_t(x) = log N(x; 0, e^{tA} e^{tAᵀ})."""
+    A = torch.tensor([[0.2, -0.7], [0.5, -0.4]], dtype=F64)
+    cnf = CNF(LinearField(A), base=StandardNormal(2).double(), rtol=1e-10, atol=1e-10)
+    x = torch.randn(6, 2, dtype=F64)
+    for t in (0.0, 0.35, 1.0):
+        M = torch.linalg.matrix_exp(t * A)
+        oracle = torch.distributions.MultivariateNormal(torch.zeros(2, dtype=F64), M @ M.T).log_prob(x)
+        torch.testing.assert_close(cnf.log_prob(x, t=t), oracle, rtol=1e-7, atol=1e-7)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        cnf.log_prob(x, t=1.5)
+
+
+def test_density_over_time_and_trace_cost_shapes():
+    from coursekit.continuous.cnf_experiments import density_over_time, loglog_slope, trace_cost
+
+    A = torch.diag(torch.tensor([0.5, -0.25], dtype=F64))
+    cnf = CNF(LinearField(A), base=StandardNormal(2).double(), rtol=1e-8, atol=1e-8)
+    pts = torch.randn(10, 2, dtype=F64)
+    logp, div = density_over_time(cnf, pts, [0.0, 0.5, 1.0])
+    assert logp.shape == (3, 10) and div.shape == (3, 10)
+    assert abs(div - 0.25).max() < 1e-12  # tr(A) everywhere, at every time
+    assert abs(loglog_slope([1, 10, 100], [3, 300, 30000]) - 2) < 1e-9
+    cost = trace_cost(dims=(2, 4), batch=4, hidden=8, repeats=1)
+    assert len(cost.exact_s) == 2 and all(v > 0 for v in cost.exact_s + cost.hutchinson_s)
+
+
+def test_load_ffjord_roundtrip(tmp_path):
+    from coursekit.continuous import load_ffjord, make_ffjord
+    from coursekit.train import save_checkpoint
+
+    model = make_ffjord(hidden=8)
+    config = dict(hidden=8, n_layers=3, activation="tanh", divergence="exact", rtol=1e-3, atol=1e-3, adjoint=True)
+    save_checkpoint(tmp_path / "m.pt", field=model.field.state_dict(), config=config, metrics={})
+    loaded, meta = load_ffjord(tmp_path / "m.pt")
+    x = torch.randn(5, 2)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.log_prob(x), model.log_prob(x))
+    assert meta["config"] == config
+    save_checkpoint(tmp_path / "bad.pt", weights={})
+    with pytest.raises(ValueError, match="FFJORD checkpoint"):
+        load_ffjord(tmp_path / "bad.pt")

@@ -7,7 +7,7 @@ Vector fields share torchdiffeq's signature ``f(t, x) -> dx/dt``; lesson 07 trai
 from .cnf import CNF, AugmentedDynamics, divergence_exact, divergence_hutchinson, sample_noise
 from .fields import LinearField, MLPField, ODEFunc, ResNetField, SpiralField, time_column
 from .neural_ode import NeuralODE, NFECounter, euler_resnet, odeint_any
-from .training import FFJORDResult, evaluate_nll, make_ffjord, train_ffjord
+from .training import FFJORDResult, evaluate_nll, load_ffjord, make_ffjord, train_ffjord
 
 __all__ = [
     "CNF",
@@ -24,6 +24,7 @@ __all__ = [
     "divergence_hutchinson",
     "euler_resnet",
     "evaluate_nll",
+    "load_ffjord",
     "make_ffjord",
     "odeint_any",
     "sample_noise",

@@ -175,11 +175,19 @@ class CNF(nn.Module):
                             adjoint=self.adjoint, options=self.options)
         return xs, ls
 
-    def log_prob(self, x: Tensor) -> Tensor:
-        """``log p_1(x) = log p_0(x_0) − ∫_0^1 tr(∂f/∂x) dt``, shape ``(batch,)``."""
+    def log_prob(self, x: Tensor, t: float = 1.0) -> Tensor:
+        """``log p_t(x) = log p_0(x_0) − ∫_0^t tr(∂f/∂x) ds``, shape ``(batch,)`` (data: ``t = 1``).
+
+        Integrates the augmented state from ``t`` down to 0; ``t = 0`` is the base itself.
+        """
         check_input(x, "x", (self.dim,))
-        xs, ls = self.integrate(x, x.new_zeros(x.shape[0]), [1.0, 0.0])
-        # ℓ(0) = ∫_1^0 −tr dt = +∫_0^1 tr dt
+        if not 0.0 <= float(t) <= 1.0:
+            raise ValueError(f"t must lie in [0, 1], got {t}")
+        if float(t) == 0.0:
+            self.dynamics.reset()
+            return self.base.log_prob(x)
+        xs, ls = self.integrate(x, x.new_zeros(x.shape[0]), [float(t), 0.0])
+        # ℓ(0) = ∫_t^0 −tr ds = +∫_0^t tr ds
         return self.base.log_prob(xs[-1]) - ls[-1]
 
     def transform(self, x: Tensor, t0: float, t1: float, n_times: int = 2) -> Tensor:

@@ -119,4 +119,18 @@ def train_ffjord(dataset: str = "8gaussians", n_steps: int = 1000, batch_size: i
                         sum(p.numel() for p in model.parameters()))
 
 
-__all__ = ["FFJORDResult", "evaluate_nll", "make_ffjord", "train_ffjord"]
+def load_ffjord(path: str | os.PathLike, device: torch.device | str | None = None) -> tuple[CNF, dict]:
+    """A CNF from a file written by ``scripts/train_ffjord.py``, and that file's metadata."""
+    from ..train import load_checkpoint
+
+    state = load_checkpoint(path, map_location="cpu")
+    if "field" not in state or "config" not in state:
+        raise ValueError(f"{path} is not an FFJORD checkpoint (expected keys 'field' and 'config')")
+    model = make_ffjord(2, **{k: state["config"][k] for k in ("hidden", "n_layers", "activation", "divergence",
+                                                                  "rtol", "atol", "adjoint")})
+    model.field.load_state_dict(state["field"])
+    meta = {k: v for k, v in state.items() if k != "field"}
+    return model.to(device or "cpu"), meta
+
+
+__all__ = ["FFJORDResult", "evaluate_nll", "load_ffjord", "make_ffjord", "train_ffjord"]
