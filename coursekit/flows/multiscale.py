@@ -190,7 +190,7 @@ class Glow(Bijection):
             rows.append((f"{self.steps} × [actnorm → {self.permutation} → coupling]", shape))
             if level < self.levels - 1:
                 rows.append(("split: la mitad sale con prior N(μ, σ²)", (shape[0] // 2, *shape[1:])))
-        rows.append(("z ~ N(0, I)", self.level_shapes[-1]))
+        rows.append(("resto → z ~ N(0, I)", self.level_shapes[-1]))
         return rows
 
     def extra_repr(self) -> str:
