@@ -92,6 +92,9 @@ def _layer_status(layer, kind: str, k: int) -> str:
 def planar_radial_playground(grid_size: int = 200, bounds: float = 4.0) -> Playground:
     """Panels: p_z with the lattice; p_x by the formula with the pushed lattice; signed det J_f(z).
 
+    ``playground.checks`` holds the last update's ``mass_formula`` (∫p_x by the formula on the
+    window), ``mass_true`` (mass of p_z whose image f(z) lands in the window) and ``min_det``.
+
     ``playground.update(capas=4, u1=-2.0, ...)`` moves sliders from code (what the notebook
     and ``measure_latency`` do).
     """
@@ -134,6 +137,7 @@ def planar_radial_playground(grid_size: int = 200, bounds: float = 4.0) -> Playg
     }
     specs = {"planar": [dict(s) for s in PLANAR_START], "radial": [dict(s) for s in RADIAL_START]}
     state: dict = {"selected": None, "playground": None}
+    checks: dict = {}  # the last update's numbers, for notebooks and tests (playground.checks)
     window = torch.tensor(grid.bounds)
 
     def sync_sliders(kind: str, k: int, n_layers: int) -> None:
@@ -177,6 +181,7 @@ def planar_radial_playground(grid_size: int = 200, bounds: float = 4.0) -> Playg
         img_x.set_clim(0, max(float(np.quantile(px_img, 0.995)), 1e-6))
         img_det.set_data(grid.image(det))
         min_det = float(det.min())
+        checks.update(mass_formula=mass_formula, mass_true=mass_true, min_det=min_det)
         fold = (f"<span style='color:#b00'>mín det J<sub>f</sub> = {min_det:.2f} &lt; 0: el plano se pliega;"
                 " varias z caen en la misma x y la fórmula con una sola f⁻¹(x) ya no cuenta bien la masa</span>"
                 if min_det < 0 else f"mín det J<sub>f</sub> = {min_det:.2f} &gt; 0: f es invertible")
@@ -187,6 +192,7 @@ def planar_radial_playground(grid_size: int = 200, bounds: float = 4.0) -> Playg
     sync_sliders("planar", 0, controls["capas"].value)
     state["selected"] = ("planar", 0)
     pg = Playground(fig, controls, draw)
+    pg.checks = checks
     state["playground"] = pg
     return pg
 
