@@ -29,8 +29,13 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from .base import Bijection
 
-# 1-Lipschitz activations φ (LipSwish: x·sigmoid(x)/1.1 as in Residual Flows)
+# 1-Lipschitz activations φ and their derivatives φ' (LipSwish x·sigmoid(x)/1.1 as in Residual Flows)
 ACTIVATIONS = {"elu": F.elu, "tanh": torch.tanh, "lipswish": lambda h: h * torch.sigmoid(h) / 1.1}
+_DERIVATIVES = {
+    "elu": lambda h: torch.where(h > 0, torch.ones_like(h), h.clamp(max=0).exp()),
+    "tanh": lambda h: 1 - torch.tanh(h) ** 2,
+    "lipswish": lambda h: (torch.sigmoid(h) * (1 + h * (1 - torch.sigmoid(h)))) / 1.1,
+}
 
 
 @dataclass
@@ -146,26 +151,31 @@ class IResBlock(Bijection):
 
     def g(self, z: Tensor, weights: Sequence[Tensor] | None = None) -> Tensor:
         """The residual branch ``g(z)``."""
+        return self._g_and_jacobian(z, weights, jacobian=False)[0]
+
+    def _g_and_jacobian(self, z: Tensor, weights: Sequence[Tensor] | None,
+                        jacobian: bool) -> tuple[Tensor, Tensor | None]:
         ws = self.weights() if weights is None else weights
-        act, h = ACTIVATIONS[self.activation], z
+        act, grad = ACTIVATIONS[self.activation], _DERIVATIVES[self.activation]
+        h, jac = z, None
         for i, (w, layer) in enumerate(zip(ws, self.layers, strict=True)):
             h = F.conv2d(h, w, layer.bias, padding=1) if self.is_image else F.linear(h, w, layer.bias)
+            if jacobian:  # chain rule: J_g = W̃_L diag(φ'(a_{L-1})) W̃_{L-1} … diag(φ'(a_1)) W̃_1
+                jac = w.expand(z.shape[0], -1, -1) if jac is None else w @ jac
             if i < len(ws) - 1:
+                if jacobian:
+                    jac = grad(h).unsqueeze(-1) * jac
                 h = act(h)
-        return h
+        return h, jac
 
     def jacobian_g(self, z: Tensor, weights: Sequence[Tensor] | None = None) -> Tensor:
         """Per-sample ``J_g(z)`` as a ``(batch, D, D)`` matrix (``D`` = all entries of a sample)."""
         ws = self.weights() if weights is None else weights
-        if self.is_image:
+        if self.is_image:  # autograd, one sample at a time (small images only)
             def single(zi: Tensor) -> Tensor:
                 return self.g(zi.unsqueeze(0), ws).reshape(-1)
             return torch.stack([torch.func.jacrev(single)(zi).reshape(zi.numel(), -1) for zi in z])
-        # dense: J_g = W̃_L diag(φ'(a_{L-1})) … diag(φ'(a_1)) W̃_1, by forward-mode over columns
-        eye = torch.eye(z.shape[1], dtype=z.dtype, device=z.device).repeat(z.shape[0], 1, 1)
-        copies = z.unsqueeze(1).repeat(1, z.shape[1], 1)  # one copy of z_b per tangent e_j
-        _, jac = torch.func.jvp(lambda u: self.g(u, ws), (copies,), (eye,))
-        return jac.transpose(1, 2)
+        return self._g_and_jacobian(z, ws, jacobian=True)[1]
 
     def logdet_exact(self, z: Tensor, weights: Sequence[Tensor] | None = None) -> Tensor:
         """``log|det(I + J_g(z))|`` from the full Jacobian (``O(D³)``: small ``D`` only)."""
@@ -193,29 +203,31 @@ class IResBlock(Bijection):
                 total = total + (-1) ** (k + 1) * power.diagonal(dim1=1, dim2=2).sum(-1) / k
                 power = power @ jac
             return total
-        z_in = z if z.requires_grad else z.detach().requires_grad_()
-        gz = self.g(z_in, ws)
         keep = torch.is_grad_enabled() if create_graph is None else create_graph  # graph for training
         total = z.new_zeros(z.shape[0])
-        for _ in range(s):
-            v = torch.randint(0, 2, z.shape, generator=generator, dtype=z.dtype).to(z.device) * 2 - 1
-            w = v
-            for k in range(1, n + 1):
-                (w,) = torch.autograd.grad(gz, z_in, w, create_graph=keep, retain_graph=True)  # wᵀ ← wᵀ J_g
-                total = total + (-1) ** (k + 1) * (w * v).reshape(z.shape[0], -1).sum(-1) / k
-        return total / s
+        with torch.enable_grad():  # the VJPs need a graph even when the caller wants none
+            z_in = z if z.requires_grad else z.detach().requires_grad_()
+            gz = self.g(z_in, ws)
+            for _ in range(s):
+                v = torch.randint(0, 2, z.shape, generator=generator, dtype=z.dtype).to(z.device) * 2 - 1
+                w = v
+                for k in range(1, n + 1):  # wᵀ ← wᵀ J_g, one vector–Jacobian product per term
+                    (w,) = torch.autograd.grad(gz, z_in, w, create_graph=keep, retain_graph=True)
+                    total = total + (-1) ** (k + 1) * (w * v).reshape(z.shape[0], -1).sum(-1) / k
+        return total / s if keep else (total / s).detach()
 
     def logdet(self, z: Tensor, weights: Sequence[Tensor] | None = None) -> Tensor:
         """``log|det J_f(z)|`` with the block's mode (``"exact"`` or ``"series"``)."""
         if self.logdet_mode == "exact":
             return self.logdet_exact(z, weights)
-        keep = torch.is_grad_enabled()
-        with torch.enable_grad():  # the VJPs need a graph even when the caller wants none
-            out = self.logdet_series(z, weights=weights, create_graph=keep)
-        return out if keep else out.detach()
+        return self.logdet_series(z, weights=weights)
 
     def _forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
         ws = self.weights()
+        if self.logdet_mode == "exact" and not self.is_image:  # g and J_g in one pass
+            gz, jac = self._g_and_jacobian(z, ws, jacobian=True)
+            eye = torch.eye(jac.shape[-1], dtype=z.dtype, device=z.device)
+            return z + gz, torch.linalg.slogdet(eye + jac).logabsdet
         return z + self.g(z, ws), self.logdet(z, ws)
 
     @torch.no_grad()
