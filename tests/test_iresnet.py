@@ -192,3 +192,18 @@ def test_iresnet_flow_trains_by_maximum_likelihood():
     assert torch.isfinite(xs).all()
     for b in blocks.bijection.bijections:
         assert b.last_inverse_info.converged
+
+
+def test_rotation_block_is_the_worst_case_and_playground_reports_divergence():
+    from coursekit.widgets.iresnet_playground import fixed_point_playground, rotation_block
+
+    block = rotation_block(0.8, 0.7).double()
+    assert abs(block.lipschitz_bound() - 0.64) < 1e-9
+    x = torch.tensor([[1.0, -0.5]])
+    z = torch.linalg.solve(torch.eye(2) + block.jacobian_g(x)[0], x[0])  # linear regime: g(z) = λ² R z
+    torch.testing.assert_close(block.solve(x, tol=1e-13)[0][0], z, atol=1e-12, rtol=0)
+    assert not rotation_block(1.1, 0.7).double().solve(x, max_iter=300)[1].converged
+    pg = fixed_point_playground(n_iter=10)
+    assert "converge en" in pg.status.value
+    pg.update(lam=1.1)
+    assert "no converge" in pg.status.value

@@ -1,0 +1,95 @@
+"""Lesson 04 playground: the fixed-point inverse z ← x − g(z) of an i-ResNet block, live.
+
+The block is the lesson's worst case made visual: ``W̃₁ = λ R(θ)``, ``W̃₂ = λ I`` and a bias
+that keeps the ELU in its linear zone, so ``g(z) = λ² R(θ) z`` near the data and
+``Lip(g) = λ²`` exactly. The iterates spiral into ``z*`` when ``λ² < 1`` (Banach) and
+spiral out when ``λ² > 1``.
+
+Taught in: notebook 04.
+"""
+
+from __future__ import annotations
+
+import math
+
+import ipywidgets as W
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from ..flows.iresnet import IResBlock
+from .core import Playground
+
+
+def rotation_block(lam: float, angle: float) -> IResBlock:
+    """An ``IResBlock(2)`` with ``g(z) = λ² R(angle) z`` for ``|z| < 10/λ`` (``λ ≥ 1`` allowed)."""
+    block = IResBlock(2, hidden=2, lam=lam, strict=False, max_iter=10_000)
+    set_rotation(block, angle)
+    return block
+
+
+@torch.no_grad()
+def set_rotation(block: IResBlock, angle: float) -> None:
+    """Set ``W₁ = R(angle)``, ``W₂ = I`` and the biases; refresh the spectral-norm estimate."""
+    c, s = math.cos(angle), math.sin(angle)
+    w1 = block.layers[0].parametrizations.weight.original
+    w1.copy_(torch.tensor([[c, -s], [s, c]], dtype=w1.dtype))
+    block.layers[1].parametrizations.weight.original.copy_(torch.eye(2, dtype=w1.dtype))
+    block.layers[0].bias.fill_(10.0)  # ELU(h) = h for h > 0: g is linear near the data
+    block.layers[1].bias.fill_(-10.0 * block.lam)
+    block.refresh_spectral_norm(3)  # R is orthogonal: σ_max = 1 after one power step
+    block.eval()
+
+
+def fixed_point_playground(n_iter: int = 40, x_target=(1.5, 1.0)) -> Playground:
+    """Sliders λ and θ; panels: the iterates z_k in the plane, and |z_k − z*| against the
+    Banach bound λ^{2k}. The status line reports the iterations to 1e-6 (or divergence)."""
+    x = torch.tensor([x_target], dtype=torch.float64)
+    block = rotation_block(0.9, 1.0).double()
+    fig, (ax_path, ax_err) = plt.subplots(1, 2, figsize=(8.4, 3.6))
+    ax_path.set(xlim=(-3, 3), ylim=(-3, 3), aspect="equal", title="iteraciones $z_k$ hacia $z^*$",
+                xlabel="$z_1$", ylabel="$z_2$")
+    ax_path.plot(*x[0].numpy(), "k+", ms=10, label="$z_0 = x$")
+    path_line, = ax_path.plot([], [], "o-", ms=3, lw=1, color="C0", animated=True)
+    star, = ax_path.plot([], [], "r*", ms=12, animated=True, label="$z^*$")
+    ax_path.legend(loc="lower left", fontsize=8)
+    ks = np.arange(n_iter + 1)
+    ax_err.set(yscale="log", ylim=(1e-12, 1e4), xlim=(0, n_iter), xlabel="iteración k",
+               title="error $|z_k - z^*|$ y cota $\\lambda^{2k}|z_0 - z^*|$")
+    err_line, = ax_err.plot([], [], "o-", ms=3, color="C0", animated=True)
+    bound_line, = ax_err.plot([], [], "k:", animated=True)
+    fig.tight_layout()
+
+    controls = {
+        "lam": W.FloatSlider(0.9, min=0.3, max=1.15, step=0.01, description="λ"),
+        "angle": W.FloatSlider(1.0, min=0.0, max=math.pi, step=0.05, description="giro θ"),
+    }
+
+    def draw(p: dict) -> str:
+        block.lam = float(p["lam"])
+        set_rotation(block, p["angle"])
+        lip = block.lam**2
+        c, s = math.cos(p["angle"]), math.sin(p["angle"])
+        # z* of the linear regime: (I + λ² R) z* = x + (bias terms cancel by construction)
+        z_star = torch.linalg.solve(torch.eye(2, dtype=x.dtype) + lip * torch.tensor([[c, -s], [s, c]],
+                                    dtype=x.dtype), x[0])
+        z, pts = x.clone(), [x[0].numpy()]
+        with torch.no_grad():
+            for _ in range(n_iter):
+                z = (x - block.g(z)).clamp(-1e6, 1e6)
+                pts.append(z[0].numpy())
+        pts = np.array(pts)
+        errs = np.linalg.norm(pts - z_star.numpy(), axis=1)
+        path_line.set_data(pts[:, 0], pts[:, 1])
+        star.set_data([z_star[0].item()], [z_star[1].item()])
+        err_line.set_data(ks, np.maximum(errs, 1e-300))
+        bound_line.set_data(ks, errs[0] * lip**ks)
+        _, info = block.solve(x, tol=1e-6, max_iter=400)
+        verdict = (f"converge en <b>{info.iterations}</b> iteraciones (tol 1e-6)" if info.converged
+                   else "<b style='color:#c00'>no converge</b>: Lip(g) ≥ 1, no es una contracción")
+        return f"Lip(g) = λ² = <b>{lip:.3f}</b><br>{verdict}"
+
+    return Playground(fig, controls, draw)
+
+
+__all__ = ["fixed_point_playground", "rotation_block", "set_rotation"]
