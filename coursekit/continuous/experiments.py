@@ -8,6 +8,7 @@ Taught in: notebook 05.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import torch
@@ -111,8 +112,8 @@ def adjoint_memory_table(field: nn.Module, h0: Tensor, step_counts: tuple[int, .
     """
     field = field.to(device)
     h0 = h0.to(device)
-    warm = NeuralODE(field, method="rk4", options=dict(step_size=t1))  # first-call costs out of the timings
-    warm(h0, [0.0, t1])[-1].sum().backward()
+    warm = NeuralODE(field, method="rk4", options=dict(step_size=t1))  # first-call costs out of the numbers
+    measure_peak_memory(lambda: warm(h0, [0.0, t1])[-1].sum().backward(), device)
     field.zero_grad(set_to_none=True)
     rows = []
     for n in step_counts:
@@ -123,10 +124,18 @@ def adjoint_memory_table(field: nn.Module, h0: Tensor, step_counts: tuple[int, .
             def run(ode=ode):
                 ode(h0, [0.0, t1])[-1].pow(2).sum().backward()
 
-            out[adjoint] = (measure_peak_memory(run, device), ode.nfe_forward, ode.nfe_backward)
+            mem = measure_peak_memory(run, device)  # the tracker slows ops down: time a second, untracked run
             field.zero_grad(set_to_none=True)
-        (d, nfe_f, _), (a, _, nfe_b) = out[False], out[True]
-        rows.append(MemoryRow(n, d.peak_bytes, a.peak_bytes, d.seconds, a.seconds, nfe_f, nfe_b, d.how))
+            if torch.device(device).type == "cuda":
+                torch.cuda.synchronize(device)
+            t0 = time.perf_counter()
+            run()
+            if torch.device(device).type == "cuda":
+                torch.cuda.synchronize(device)
+            out[adjoint] = (mem, time.perf_counter() - t0, ode.nfe_forward, ode.nfe_backward)
+            field.zero_grad(set_to_none=True)
+        (d, d_s, nfe_f, _), (a, a_s, _, nfe_b) = out[False], out[True]
+        rows.append(MemoryRow(n, d.peak_bytes, a.peak_bytes, d_s, a_s, nfe_f, nfe_b, d.how))
     return rows
 
 
