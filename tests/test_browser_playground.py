@@ -45,10 +45,15 @@ def _pixels(png: bytes) -> np.ndarray:
     return np.asarray(PIL.Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.int16)
 
 
-def test_slider_changes_playground_image(tmp_path):
+def test_slider_changes_playground_image(tmp_path, monkeypatch):
     if not CHROMIUM.exists():
         pytest.skip("Debian chromium not installed at /usr/bin/chromium (.ci/run installs it)")
     from playwright.sync_api import sync_playwright
+
+    # the kernel inherits the server's environment: QUICK sizes, and the inline backend a
+    # student gets (conftest's MPLBACKEND=Agg would make plt.show() a no-op with a warning)
+    monkeypatch.setenv("COURSEKIT_QUICK", "1")
+    monkeypatch.delenv("MPLBACKEND", raising=False)
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     # a copy: JupyterLab writes checkpoints and the kernel may write next to the notebook

@@ -60,6 +60,8 @@ def test_planar_u_hat_formula():
     # only the component along w changes
     proj = torch.eye(3) - torch.outer(w, w) / (w @ w)
     torch.testing.assert_close(proj @ u_hat, proj @ u)
+    # and with û the full contract holds although the raw wᵀu = -3.5 < -1
+    check_bijection(f, _z(3, 7, n=16), atol=1e-8, rtol=1e-8)
 
 
 def test_planar_raw_fold_has_negative_det_and_u_hat_removes_it():
