@@ -8,6 +8,8 @@ with ``t`` of shape (batch,). Taught in: notebook 07 (and reused in notebook 09)
 
 from .couplings import independent_coupling, ot_coupling, ot_permutation, squared_cost, transport_cost
 from .losses import cfm_loss, fm_loss
+from .marginal import MixtureTarget
+from .metrics import energy_distance, sliced_wasserstein, straightness
 from .paths import AffinePath, GaussianPath, LinearPath, PathSample, expand_time
 from .sampling import CountNFE, euler_sample, midpoint_sample, ode_sample
 
@@ -16,8 +18,10 @@ __all__ = [
     "CountNFE",
     "GaussianPath",
     "LinearPath",
+    "MixtureTarget",
     "PathSample",
     "cfm_loss",
+    "energy_distance",
     "euler_sample",
     "expand_time",
     "fm_loss",
@@ -26,6 +30,8 @@ __all__ = [
     "ode_sample",
     "ot_coupling",
     "ot_permutation",
+    "sliced_wasserstein",
     "squared_cost",
+    "straightness",
     "transport_cost",
 ]
