@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import random
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,25 +22,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-
-class NonFiniteError(FloatingPointError):
-    """Training produced NaN or Inf; the message names the step and the quantity."""
-
-
-@dataclass
-class History:
-    """Logged scalars per step: ``history["loss"]`` is a list of floats."""
-
-    steps: list[int] = field(default_factory=list)
-    values: dict[str, list[float]] = field(default_factory=dict)
-
-    def __getitem__(self, name: str) -> list[float]:
-        return self.values[name]
-
-    def append(self, step: int, scalars: Mapping[str, float]) -> None:
-        self.steps.append(step)
-        for k, v in scalars.items():
-            self.values.setdefault(k, []).append(v)
+from .history import History, NonFiniteError
 
 
 def _rng_state() -> dict:

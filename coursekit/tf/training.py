@@ -17,38 +17,13 @@ import json
 import math
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-
-class NonFiniteError(FloatingPointError):
-    """Training produced NaN or Inf; the message names the step and the quantity."""
-
-
-@dataclass
-class History:
-    """Logged scalars: ``history["loss"]`` is a list of floats aligned with ``history.steps``."""
-
-    steps: list[int] = field(default_factory=list)
-    values: dict[str, list[float]] = field(default_factory=dict)
-
-    def __getitem__(self, name: str) -> list[float]:
-        return self.values[name]
-
-    def append(self, step: int, scalars: Mapping[str, float]) -> None:
-        self.steps.append(step)
-        for k, v in scalars.items():
-            self.values.setdefault(k, []).append(v)
-
-    def truncate(self, n_steps: int) -> History:
-        """Only the entries of steps < ``n_steps`` (what a checkpoint at ``n_steps`` covers)."""
-        keep = [i for i, s in enumerate(self.steps) if s < n_steps]
-        values = {k: [v[i] for i in keep] for k, v in self.values.items()}
-        return History([self.steps[i] for i in keep], values)
+from ..history import History, NonFiniteError
 
 
 def _check_built(objects: Mapping[str, object]) -> None:
