@@ -357,3 +357,12 @@ def test_layer_states_walk_latent_to_data_and_conserve_mass():
     assert image_grid(torch.zeros(6, 1, 3, 3), 2).shape == (7, 11)
     with pytest.raises(TypeError, match="Glow"):
         draw_architecture(flow)
+
+
+def test_glow_couplings_keep_one_half_unless_asked():
+    def parities(model):
+        return [b.parity for flow in model.flows for step in flow.bijections for b in step.bijections
+                if type(b).__name__ == "AffineCoupling"]
+
+    assert not any(parities(Glow((1, 4, 4), levels=1, steps=4, hidden=2, permutation="reverse")))
+    assert parities(Glow((1, 4, 4), levels=1, steps=4, hidden=2, alternate_parity=True)) == [False, True] * 2

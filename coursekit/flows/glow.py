@@ -100,10 +100,10 @@ def bits_per_dim(log_prob: Tensor, num_dims: int, bins: int = 256) -> Tensor:
 
 
 def mnist_glow(shape: Sequence[int] = (1, 28, 28), levels: int = 2, steps: int = 4, hidden: int = 32,
-               permutation: str = "lu", alpha: float = 0.05) -> Flow:
+               permutation: str = "lu", alpha: float = 0.05, alternate_parity: bool = False) -> Flow:
     """``Flow(N(0, I), LogitTransform ∘ Glow)``: ``log_prob`` takes dequantized pixels in [0, 1]."""
     shape = _check_shape(shape)
-    glow = Glow(shape, levels, steps, hidden, permutation)
+    glow = Glow(shape, levels, steps, hidden, permutation, alternate_parity=alternate_parity)
     return Flow(StandardNormal(*shape), Compose([glow, LogitTransform(shape, alpha)]))
 
 

@@ -116,12 +116,16 @@ class Glow(Bijection):
     """Multi-scale Glow on images ``(C, H, W)``: ``levels`` × (squeeze, ``steps`` steps, split).
 
     The last level keeps everything (no split). ``H`` and ``W`` must be divisible by
-    ``2**levels``. ``forward(ε) -> (x, log|det J_f|)``, ``inverse(x) -> (ε, …)``, both
-    of shape ``(C, H, W)``.
+    ``2**levels``. As in the paper every coupling conditions on the same channel half and
+    the mixing layer does the rest; ``alternate_parity=True`` also flips the half at every
+    step (harmless with a learned 1×1 conv, but with ``"reverse"`` the flip and the
+    reversal cancel out, so the ablation keeps it off). ``forward(ε) -> (x, log|det J_f|)``,
+    ``inverse(x) -> (ε, …)``, both of shape ``(C, H, W)``.
     """
 
     def __init__(self, shape: Sequence[int] = (1, 28, 28), levels: int = 2, steps: int = 4,
-                 hidden: int = 32, permutation: str = "lu", mask: str = "channel"):
+                 hidden: int = 32, permutation: str = "lu", mask: str = "channel",
+                 alternate_parity: bool = False):
         super().__init__()
         shape = _check_shape(shape)
         if len(shape) != 3:
@@ -139,7 +143,8 @@ class Glow(Bijection):
             c, h, w = 4 * c, h // 2, w // 2
             self.level_shapes.append((c, h, w))
             self.flows.append(Compose([
-                glow_step((c, h, w), hidden, permutation, mask=mask, parity=bool(k % 2), seed=100 * level + k)
+                glow_step((c, h, w), hidden, permutation, mask=mask, parity=alternate_parity and bool(k % 2),
+                          seed=100 * level + k)
                 for k in range(steps)
             ]))
             if level < levels - 1:
