@@ -275,7 +275,10 @@ class IResBlock(Bijection):
 
     @torch.no_grad()
     def lipschitz_bound(self) -> float:
-        """``Lip(φ) · Π_i σ_max(W̃_i)``, each ``σ_max`` exact (SVD of the layer's operator matrix)."""
+        """``Lip(φ) · Π_i σ_max(W̃_i)``, each ``σ_max`` exact (SVD of the layer's operator matrix).
+
+        For images the conv's matrix has ``(C·H·W)²``-ish entries: meant for small images.
+        """
         bound = 1.0
         for w in self.weights():
             if self.is_image:  # the conv's matrix, column by column, on the block's image size
