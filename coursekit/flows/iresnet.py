@@ -3,14 +3,12 @@
 ``g(z) = W̃_L φ(… φ(W̃_1 z + b_1) …) + b_L`` (dense layers for vectors ``(D,)``, 3×3
 convolutions for images ``(C, H, W)``); every weight is spectrally normalized,
 ``W̃ = λ W / σ_max(W)`` with ``0 < λ < 1``, and ``φ`` is 1-Lipschitz, so
-``Lip(g) ≤ λ^L < 1``. Then, by Banach's fixed-point theorem, ``z ↦ x − g(z)`` is a
-contraction and the iteration ``z ← x − g(z)`` converges to the only preimage, with
-error ≤ ``Lip(g)^k`` times the first one.
+``Lip(g) ≤ λ^L < 1``. By Banach's fixed-point theorem ``z ← x − g(z)`` then converges to
+the only preimage, with error ≤ ``Lip(g)^k`` times the first one.
 
-``log|det J_f| = log det(I + J_g) = Σ_{k≥1} (−1)^{k+1} tr(J_g^k) / k`` (converges because
-``‖J_g‖ < 1``); the series is truncated to ``n_terms`` and each trace is estimated with
-Hutchinson, ``tr(A) ≈ vᵀ A v`` with Rademacher ``v``, using vector–Jacobian products only.
-``logdet="exact"`` uses ``slogdet(I + J_g)`` of the full Jacobian instead (small ``D``).
+``log|det J_f| = log det(I + J_g) = Σ_{k≥1} (−1)^{k+1} tr(J_g^k) / k`` (``‖J_g‖ < 1``), truncated
+to ``n_terms``, each trace by Hutchinson ``tr(A) ≈ vᵀAv`` (Rademacher ``v``, VJPs only);
+``logdet="exact"`` uses ``slogdet(I + J_g)`` of the full Jacobian (small ``D``).
 
 Taught in: notebook 04.
 """
@@ -120,29 +118,33 @@ class IResBlock(Bijection):
             raise ValueError(f"tol must be positive, got {tol!r}")
         self.lam, self.activation, self.logdet_mode = float(lam), activation, logdet
         self.n_terms, self.n_samples, self.tol, self.max_iter = n_terms, n_samples, float(tol), max_iter
-        self.last_inverse_info: FixedPointInfo | None = None
-        self.is_image = len(shape) == 3
-        width = [shape[0]] + [hidden] * depth + [shape[0]]
-        layers = []
+        self.last_inverse_info: FixedPointInfo | None = None  # filled by every inverse
+        self.is_image, width = len(shape) == 3, [shape[0]] + [hidden] * depth + [shape[0]]
+        self.layers = nn.ModuleList()
         for c_in, c_out in zip(width[:-1], width[1:], strict=True):
             if self.is_image:
                 layer = nn.Conv2d(c_in, c_out, 3, padding=1)
                 norm = ConvSpectralNorm(layer.weight, (c_in, *shape[1:]), n_power_iterations)
-                parametrize.register_parametrization(layer, "weight", norm)
+                self.layers.append(parametrize.register_parametrization(layer, "weight", norm))
             else:
-                layer = spectral_norm(nn.Linear(c_in, c_out), n_power_iterations=n_power_iterations)
-            layers.append(layer)
-        self.layers = nn.ModuleList(layers)
+                self.layers.append(spectral_norm(nn.Linear(c_in, c_out), n_power_iterations=n_power_iterations))
         self.refresh_spectral_norm()
 
     @torch.no_grad()
     def refresh_spectral_norm(self, n: int = 100) -> None:
-        """Run ``n`` extra power-iteration steps so that ``σ̂`` matches ``σ_max`` (e.g. after loading)."""
+        """Make ``σ̂`` match ``σ_max`` (after init or loading): dense layers take the top singular
+        vectors from an exact SVD; convolutions run ``n`` extra power-iteration steps."""
         mode = self.training
         self.train()
         for layer in self.layers:
-            for _ in range(n):
-                layer.weight  # noqa: B018 - each access runs one power-iteration step in train mode
+            if self.is_image:
+                for _ in range(n):
+                    layer.weight  # noqa: B018 - each access runs one power-iteration step in train mode
+            else:  # torch's power iteration keeps (u, v) in its buffers: start it at the answer
+                norm, w = layer.parametrizations.weight[0], layer.parametrizations.weight.original
+                u, _, vh = torch.linalg.svd(w.detach(), full_matrices=False)
+                norm._u.copy_(u[:, 0])
+                norm._v.copy_(vh[0])
         self.train(mode)
 
     def weights(self) -> list[Tensor]:
@@ -163,8 +165,7 @@ class IResBlock(Bijection):
             if jacobian:  # chain rule: J_g = W̃_L diag(φ'(a_{L-1})) W̃_{L-1} … diag(φ'(a_1)) W̃_1
                 jac = w.expand(z.shape[0], -1, -1) if jac is None else w @ jac
             if i < len(ws) - 1:
-                if jacobian:
-                    jac = grad(h).unsqueeze(-1) * jac
+                jac = grad(h).unsqueeze(-1) * jac if jacobian else None
                 h = act(h)
         return h, jac
 
