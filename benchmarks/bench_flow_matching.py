@@ -39,7 +39,7 @@ def run(quick: bool) -> str:
 def _run(quick: bool) -> str:
     t_start = time.perf_counter()
     datasets = ["8gaussians"] if quick else ["8gaussians", "moons"]
-    ff_steps, fm_steps = (30, 300) if quick else (300, 3000)
+    ff_steps, fm_steps = (30, 300) if quick else (300, 8000)
     n_test = 1000 if quick else 3000
     lines = [
         "### Flow matching vs FFJORD (lección 07)",
@@ -54,7 +54,7 @@ def _run(quick: bool) -> str:
     ]
     for name in datasets:
         ff = train_ffjord_curve(name, n_steps=ff_steps, n_eval=3, n_test=n_test, progress=False)
-        fm = train_fm(name, n_steps=fm_steps, n_eval=10, n_test=n_test, progress=False)
+        fm = train_fm(name, n_steps=fm_steps, n_eval=10 if quick else 20, n_test=n_test, progress=False)
         target = ff.test_nll
         t_ff, t_fm = ff.time_to_nll(target), fm.time_to_nll(target)
         ratio = "—" if t_fm is None else f"{t_ff / t_fm:.1f}×"
