@@ -1,19 +1,50 @@
-"""Normalizing flows: the bijection contract and its layers (PyTorch)."""
+"""Normalizing flows: the bijection contract and its layers (PyTorch).
 
+Lesson 01: ``ElementwiseAffine``, ``TanhWarp``, ``Linear``; 02: ``Planar``, ``Radial``;
+03: ``ActNorm``, ``InvConv1x1``, ``AffineCoupling``, ``Glow`` and friends; 04: ``IResBlock``.
+"""
+
+from .actnorm import ActNorm
 from .base import Bijection, Compose, Flow, Inverse, StandardNormal, check_input, set_validation
+from .coupling import AffineCoupling
 from .elementwise import ElementwiseAffine, Linear, TanhWarp
+from .glow import Dequantize, LogitTransform, bits_per_dim, mnist_glow, sample_at_temperature
+from .invconv import InvConv1x1, Permutation
+from .iresnet import ConvSpectralNorm, FixedPointInfo, IResBlock
+from .multiscale import Glow, Split, Squeeze, glow_2d, glow_step
+from .planar import Planar
+from .radial import Radial
 from .roots import solve_increasing
 
 __all__ = [
+    "ActNorm",
+    "AffineCoupling",
     "Bijection",
     "Compose",
+    "ConvSpectralNorm",
+    "Dequantize",
     "ElementwiseAffine",
+    "FixedPointInfo",
     "Flow",
+    "Glow",
+    "IResBlock",
+    "InvConv1x1",
     "Inverse",
     "Linear",
+    "LogitTransform",
+    "Permutation",
+    "Planar",
+    "Radial",
+    "Split",
+    "Squeeze",
     "StandardNormal",
     "TanhWarp",
+    "bits_per_dim",
     "check_input",
+    "glow_2d",
+    "glow_step",
+    "mnist_glow",
+    "sample_at_temperature",
     "set_validation",
     "solve_increasing",
 ]
