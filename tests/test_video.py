@@ -16,7 +16,7 @@ from coursekit.video.pipeline import (
     rectified_flow_loss,
     train_tae,
 )
-from coursekit.video.show import clip_grid_frames, gif_bytes
+from coursekit.video.show import clip_grid_frames, flow_playground, gif_bytes
 from coursekit.video.tae import (
     TemporalAutoencoder,
     psnr,
@@ -225,3 +225,12 @@ def test_gif_and_strip_frames():
     frames = clip_grid_frames(clips, scale=2, pad=1)
     assert frames.shape == (4, 16, 3 * 16 + 2) and frames.dtype == np.uint8
     assert gif_bytes(clips)[:6] in (b"GIF89a", b"GIF87a")
+
+
+def test_flow_playground_updates_in_place():
+    pg = flow_playground(torch.rand(3, 4, 8, 8), every=2)
+    before = pg.image.value
+    pg.update(step=0, frame=3)
+    assert pg.status.value.startswith("t = 0/2") and pg.image.value != before
+    with pytest.raises(ValueError, match="unknown control"):
+        pg.update(speed=1)
