@@ -5,6 +5,8 @@ Reverse KL / ELBO against an unnormalized target ``p(x) = exp(-U(x)) / Z``: with
 
     KL(q ‖ p) = E_q[log q(x) + U(x)] + log Z,      ELBO = E_q[-U(x) - log q(x)] = log Z - KL.
 
+Energies given by name (``"U1"``..``"U4"``) get a soft wall at ``|x₁| = 4`` (:func:`target`):
+U2–U4 do not confine ``x₁``, so without it ``e^{-U}`` is not normalizable.
 Training minimizes ``E_q[log q(x) + β_t U(x)]`` (only samples and ``forward`` are needed,
 never ``f⁻¹``: that is why planar and radial layers, without a cheap inverse, suit VI).
 ``β_t = min(1, 0.01 + t / anneal_steps)`` is the annealing of Rezende & Mohamed (2015).
@@ -50,9 +52,28 @@ def make_flow(kind: str, n_layers: int, dim: int = 2, seed: int | None = 0) -> F
     return Flow(StandardNormal(dim), Compose(layers))
 
 
+def confined(energy: Energy, bound: float = 4.0, width: float = 0.2) -> Energy:
+    """``U(x) + ½ relu(|x₁| - bound)² / width²``: a soft wall at ``|x₁| = bound``.
+
+    U2–U4 of the paper only confine ``x₂``: along ``x₁`` the density ``e^{-U}`` does not decay,
+    so it is not normalizable and a flow can raise its ELBO without limit by spreading along
+    ``x₁``. The wall (outside the paper's window ``[-4, 4]²``) makes every target a density.
+    """
+
+    def walled(x: Tensor) -> Tensor:
+        return energy(x) + 0.5 * (torch.relu(x[:, 0].abs() - bound) / width) ** 2
+
+    return walled
+
+
+def target(name: str) -> Energy:
+    """The lesson-02 target ``"U1"``..``"U4"``: the paper's energy with the wall of :func:`confined`."""
+    return confined(named_energy(name))
+
+
 def _as_energy(energy: str | Energy) -> Energy:
     if isinstance(energy, str):
-        return named_energy(energy)
+        return target(energy)
     if not callable(energy):
         raise TypeError(f"energy must be a name like 'U1' or a callable, got {type(energy).__name__}")
     return energy
@@ -170,6 +191,6 @@ def load_vi_checkpoint(path: str | os.PathLike, map_location=None) -> dict[str, 
 
 
 __all__ = [
-    "VIScore", "load_vi_checkpoint", "annealing_weight", "fit_max_likelihood", "fit_reverse_kl", "log_partition",
-    "make_flow", "mean_nll", "reverse_kl_loss", "score_reverse_kl",
+    "VIScore", "annealing_weight", "confined", "fit_max_likelihood", "fit_reverse_kl", "load_vi_checkpoint",
+    "log_partition", "make_flow", "mean_nll", "reverse_kl_loss", "score_reverse_kl", "target",
 ]

@@ -3,6 +3,11 @@
     .venv/bin/python scripts/train_vi.py                      # what data/checkpoints/ holds
     .venv/bin/python scripts/train_vi.py --steps 200 --out /tmp/vi.pt   # a smoke run
 
+    # what was actually run (two processes, then one file):
+    .venv/bin/python scripts/train_vi.py --kinds planar --out /tmp/vi_planar.pt &
+    .venv/bin/python scripts/train_vi.py --kinds radial --out /tmp/vi_radial.pt
+    .venv/bin/python scripts/train_vi.py --merge /tmp/vi_planar.pt /tmp/vi_radial.pt
+
 The output holds, per model ``"{kind}-{U}-K{K}"``, the flow's ``state_dict``, its score
 (reverse KL and ELBO on fresh samples) and the training curve subsampled; notebook 02 and
 ``benchmarks/bench_planar_radial.py`` load it with :func:`load_vi_checkpoint`. The file is
@@ -38,10 +43,20 @@ def main() -> int:
     parser.add_argument("--layers", nargs="*", type=int, default=[2, 8, 32])
     parser.add_argument("--kinds", nargs="*", default=["planar", "radial"])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--merge", nargs="*", type=Path, default=None, help="join the models of these files")
     args = parser.parse_args()
+    if args.merge:
+        parts = [load_checkpoint(p) for p in args.merge]
+        merged = {"meta": parts[0]["meta"], "models": {}}
+        for part in parts:
+            merged["models"].update(part["models"])
+        save_checkpoint(args.out, **merged)
+        print(f"wrote {args.out} with {len(merged['models'])} models")
+        return 0
     torch.set_num_threads(1)  # tiny 2-D models: threads cost more than they give
     state = load_checkpoint(args.out) if args.out.exists() else {"models": {}}
     state["meta"] = {
+        "target": "coursekit.vi.target(U): the paper's energy + soft wall at |x1| = 4",
         "command": "python scripts/train_vi.py " + " ".join(sys.argv[1:]),
         "steps": args.steps, "anneal": args.anneal, "lr": args.lr, "batch": args.batch,
         "optimizer": "Adam + cosine decay", "seed": "0 (make_flow) and 0 (training)",

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from torch.func import jacrev
 
 from coursekit import vi
+from coursekit.data.toy2d import energy_u2
 from coursekit.flows.base import Compose, Flow, StandardNormal
 from coursekit.flows.planar import Planar
 from coursekit.flows.radial import Radial
@@ -170,6 +171,14 @@ def test_reverse_kl_matches_monte_carlo_oracle_for_a_shifted_gaussian():
     assert abs(float(flow.transform.bijections[0].beta.detach())) < 1e-12  # β = 0: identity
     score = vi.score_reverse_kl(flow, lambda x: 0.5 * ((x - m) ** 2).sum(1), n=4000)
     assert abs(score.kl - 0.5 * float(m @ m)) < 5 * score.stderr  # Monte Carlo: within 5 standard errors
+
+
+def test_named_targets_are_normalizable():
+    # U2 does not confine x₁; the wall of vi.target makes log Z independent of the box
+    assert vi.log_partition("U2", bounds=8.0) == pytest.approx(vi.log_partition("U2", bounds=12.0, n=1500), abs=1e-6)
+    x = torch.tensor([[0.5, 0.3], [6.0, 0.0]])
+    raw, walled = energy_u2(x), vi.target("U2")(x)
+    assert walled[0] == raw[0] and walled[1] == pytest.approx(raw[1] + 0.5 * (2.0 / 0.2) ** 2)
 
 
 def test_annealing_weight():
