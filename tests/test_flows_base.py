@@ -21,7 +21,15 @@ from coursekit.flows import (
 )
 from coursekit.testing import autograd_logdet, check_bijection, check_rejects_bad_input
 
-torch.set_default_dtype(torch.float64)
+
+@pytest.fixture(autouse=True)
+def _float64():
+    # float64 for the contract checks, restored afterwards (a module-level set would leak)
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
+
 SETTINGS = settings(max_examples=25, deadline=None)
 dims = st.integers(1, 4)
 seeds = st.integers(0, 2**31 - 1)
