@@ -7,6 +7,7 @@ Select with environment variables: ``BENCH_NOTEBOOKS=01,03`` (default: all) and
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 
@@ -38,6 +39,19 @@ def time_notebook(path: Path, quick: bool) -> tuple[float, str]:
             os.environ["COURSEKIT_QUICK"] = env_before
 
 
+def _previous_rows() -> dict[str, str]:
+    """Rows of notebooks measured in an earlier run (kept when this run measures a subset)."""
+    results = ROOT / "benchmarks" / "RESULTS.md"
+    if not results.exists():
+        return {}
+    rows = {}
+    for line in results.read_text().splitlines():
+        m = re.match(r"\| (\d\d_\w+\.ipynb) \|", line)
+        if m:
+            rows[m.group(1)] = line
+    return rows
+
+
 def run(quick: bool = False) -> str:
     wanted = os.environ.get("BENCH_NOTEBOOKS")
     modes = os.environ.get("BENCH_MODES", "quick" if quick else "quick,full").split(",")
@@ -45,6 +59,7 @@ def run(quick: bool = False) -> str:
     if wanted:
         keep = set(wanted.split(","))
         paths = [p for p in paths if p.name[:2] in keep]
+    rows = _previous_rows() if wanted else {}
     lines = ["### Notebook wall time", "",
              "| notebook | " + " | ".join(f"{m.upper()} (s)" for m in modes) + " | within budget |",
              "|---|" + "---|" * len(modes) + "---|"]
@@ -55,6 +70,8 @@ def run(quick: bool = False) -> str:
             ok &= status == "ok" and seconds <= BUDGET[mode]
             cells.append(f"{seconds:.0f}" + ("" if status == "ok" else f" ({status})"))
             print(f"{path.name} {mode}: {seconds:.1f} s {status}", flush=True)
-        lines.append(f"| {path.name} | " + " | ".join(cells) + f" | {'yes' if ok else 'NO'} |")
-    lines += ["", "Budgets: QUICK ≤ 120 s, FULL ≤ 600 s (2 CPU cores). Includes kernel start-up."]
+        rows[path.name] = f"| {path.name} | " + " | ".join(cells) + f" | {'yes' if ok else 'NO'} |"
+    lines += [rows[name] for name in sorted(rows)]
+    lines += ["", "Budgets: QUICK ≤ 120 s, FULL ≤ 600 s (2 CPU cores). Includes kernel start-up.",
+              "Rows of notebooks not selected by BENCH_NOTEBOOKS are kept from the previous run."]
     return "\n".join(lines)

@@ -5,6 +5,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))  # test helpers such as lab_server.py
 os.environ.setdefault("COURSEKIT_QUICK", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+_SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+if _SHARED.is_dir():  # the offline MNIST beside the project (what `make test` points to)
+    os.environ.setdefault("COURSEKIT_DATA", str(_SHARED))
 
 
 import pytest  # noqa: E402

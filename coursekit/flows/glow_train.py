@@ -70,13 +70,11 @@ def init_actnorm(flow: Flow, images: Tensor, n: int = 512) -> None:
 
 
 def find_checkpoint(name: str = "glow_mnist.pt") -> Path | None:
-    """``data/checkpoints/<name>`` of the repository (or of the working directory / its
-    parent, as when a notebook runs from ``notebooks/``); ``None`` when it is not there."""
-    here = Path(__file__).resolve().parents[2]
-    for root in (here, Path.cwd(), Path.cwd().parent):
-        if (root / "data" / "checkpoints" / name).is_file():
-            return root / "data" / "checkpoints" / name
-    return None
+    """The shipped checkpoint ``name`` (see :mod:`coursekit.checkpoints`: the repository's
+    ``data/checkpoints/``, or a verified download when allowed); ``None`` when absent."""
+    from ..checkpoints import find
+
+    return find(name)
 
 
 def load_glow(path, device=None) -> tuple[Flow, dict, list[float]]:

@@ -150,8 +150,13 @@ class VideoModel:
         return Path(path)
 
 
-def load_video_model(path=CHECKPOINT, device=None) -> VideoModel:
-    """Load a :class:`VideoModel` written by :meth:`VideoModel.save` (float32 on ``device``)."""
+def load_video_model(path=None, device=None) -> VideoModel:
+    """Load a :class:`VideoModel` written by :meth:`VideoModel.save` (float32 on ``device``);
+    ``path=None``: the shipped ``video_toy.pt`` (found or fetched by :mod:`coursekit.checkpoints`)."""
+    if path is None:
+        from ..checkpoints import path as checkpoint_path
+
+        path = checkpoint_path(CHECKPOINT.name)
     if not Path(path).exists():
         raise FileNotFoundError(f"no video checkpoint at {path}; train one with scripts/train_video.py")
     state = load_checkpoint(path, map_location="cpu")
