@@ -1,9 +1,12 @@
-"""Data: 2-D toy samplers and energies (generated in code) and the MNIST loader."""
+"""Data: 2-D toy samplers and energies (generated in code), the MNIST loader, moving-digit clips."""
 
+from .clips import ClipSet, moving_digits
 from .mnist import MnistSplits, available_splits, load_mnist, mnist_splits, search_dirs
 from .toy2d import ENERGIES, TOY_DATASETS, energy, sample_toy
 
 __all__ = [
+    "ClipSet",
+    "moving_digits",
     "ENERGIES",
     "MnistSplits",
     "TOY_DATASETS",
