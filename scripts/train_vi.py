@@ -47,7 +47,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.merge:
         parts = [load_checkpoint(p) for p in args.merge]
-        merged = {"meta": parts[0]["meta"], "models": {}}
+        merged = {"meta": {**parts[0]["meta"], "command": "python scripts/train_vi.py --kinds ... (one process per"
+                           " kind), then --merge " + " ".join(p.name for p in args.merge)}, "models": {}}
         for part in parts:
             merged["models"].update(part["models"])
         save_checkpoint(args.out, **merged)
