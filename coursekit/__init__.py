@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 #: (``tools/sync_notebooks.py`` writes them, ``tests/test_notebook_hygiene.py`` checks).
 REPO_URL = "https://github.com/coursekit/coursekit"
 
-_SUBMODULES = {"flows", "data", "viz", "train", "widgets", "continuous", "matching", "checkpoints", "tf", "video"}
+_SUBMODULES = {"flows", "data", "viz", "train", "widgets", "continuous", "matching", "checkpoints", "vi", "tf", "video"}
 
 
 def __getattr__(name: str) -> Any:  # PEP 562: lazy submodules keep the import light

@@ -10,6 +10,7 @@ ipympl, no custom widgets: it works in JupyterLab and Colab as they come.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import statistics
 import time
@@ -62,6 +63,15 @@ class Playground:
     def params(self) -> dict:
         return {name: ctrl.value for name, ctrl in self.controls.items()}
 
+    @contextlib.contextmanager
+    def muted(self):
+        """Move controls inside ``with playground.muted():`` without a redraw per move."""
+        previous, self._muted = self._muted, True
+        try:
+            yield
+        finally:
+            self._muted = previous
+
     def _on_change(self, _change) -> None:
         if not self._muted:
             self.update()
@@ -71,12 +81,9 @@ class Playground:
         unknown = set(overrides) - set(self.controls)
         if unknown:
             raise ValueError(f"unknown control(s) {sorted(unknown)}; expected some of {sorted(self.controls)}")
-        self._muted = True  # one redraw for all overrides, not one per slider
-        try:
+        with self.muted():  # one redraw for all overrides, not one per slider
             for name, value in overrides.items():
                 self.controls[name].value = value
-        finally:
-            self._muted = False
         status = self.draw(self.params)
         if status is not None:
             self.status.value = status

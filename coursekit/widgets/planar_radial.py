@@ -11,6 +11,8 @@ Taught in: notebook 02.
 
 from __future__ import annotations
 
+import contextlib
+
 import ipywidgets as W
 import numpy as np
 import torch
@@ -143,9 +145,7 @@ def planar_radial_playground(grid_size: int = 200, bounds: float = 4.0) -> Playg
     def sync_sliders(kind: str, k: int, n_layers: int) -> None:
         """Show the selected layer's values (muted: no redraw per slider) and hide the others."""
         pg = state["playground"]
-        if pg is not None:
-            pg._muted = True
-        try:
+        with pg.muted() if pg is not None else contextlib.nullcontext():
             if controls["capa"].value > n_layers:
                 controls["capa"].value = n_layers
             keys = PLANAR_KEYS if kind == "planar" else RADIAL_KEYS
@@ -153,9 +153,6 @@ def planar_radial_playground(grid_size: int = 200, bounds: float = 4.0) -> Playg
                 controls[name].value = value
             for name in PLANAR_KEYS + RADIAL_KEYS:
                 controls[name].layout.display = None if name in keys else "none"
-        finally:
-            if pg is not None:
-                pg._muted = False
 
     def draw(p: dict) -> str:
         kind, n_layers = p["tipo"], p["capas"]
