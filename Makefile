@@ -22,9 +22,12 @@ lab: $(STAMP)
 	$(BIN)/jupyter lab --notebook-dir=notebooks --port=$(PORT)
 
 test: $(STAMP)
-	@echo "== unit tests"; time COURSEKIT_QUICK=1 $(BIN)/python -m pytest -q tests
-	@echo "== notebooks (QUICK)"; time COURSEKIT_QUICK=1 $(BIN)/python -m pytest -q \
-		--nbval-lax --nbval-current-env -p no:cacheprovider notebooks
+	@echo "== unit tests"; t0=$$(date +%s); \
+	COURSEKIT_QUICK=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests \
+	&& echo "== unit tests: $$(( $$(date +%s) - t0 )) s"
+	@echo "== notebooks (QUICK)"; t0=$$(date +%s); \
+	COURSEKIT_QUICK=1 $(BIN)/python -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env notebooks \
+	&& echo "== notebooks: $$(( $$(date +%s) - t0 )) s"
 
 unit: $(STAMP)
 	COURSEKIT_QUICK=1 $(BIN)/python -m pytest -q tests $(ARGS)
