@@ -22,3 +22,22 @@ def _no_leaked_torch_state():
     after = torch.get_default_dtype()
     torch.set_default_dtype(before)
     assert after == before, f"test left torch's default dtype at {after} (was {before})"
+
+
+@pytest.fixture
+def float64():
+    """float64 for contract checks (use with ``pytestmark = pytest.mark.usefixtures("float64")``)."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny tensors: one intra-op thread is faster than a pool waiting on a shared 2-core machine.
+    Module-scoped (``pytestmark = pytest.mark.usefixtures("one_thread")``), restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -21,14 +21,9 @@ from coursekit.flows import (
 )
 from coursekit.testing import autograd_logdet, check_bijection, check_rejects_bad_input
 
+pytestmark = pytest.mark.usefixtures("float64")
 
-@pytest.fixture(autouse=True)
-def _float64():
-    # float64 for the contract checks, restored afterwards (a module-level set would leak)
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
+
 
 SETTINGS = settings(max_examples=25, deadline=None)
 dims = st.integers(1, 4)

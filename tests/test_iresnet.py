@@ -13,14 +13,9 @@ from coursekit.flows.base import Compose, Flow, Inverse, StandardNormal
 from coursekit.flows.iresnet import ACTIVATIONS, IResBlock
 from coursekit.testing import check_bijection, check_rejects_bad_input
 
+pytestmark = pytest.mark.usefixtures("float64")
 
-@pytest.fixture(autouse=True)
-def _float64():
-    # float64 for the contract checks, restored afterwards (a module-level set would leak)
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
+
 
 SETTINGS = settings(max_examples=12, deadline=None)
 seeds = st.integers(0, 2**31 - 1)

@@ -22,16 +22,11 @@ from coursekit.matching import (
     transport_cost,
 )
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 SHAPES = [(5, 2), (3, 1, 4, 4), (4, 3, 2, 2, 2)]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny tensors: a thread pool only adds contention on the shared 2-core CI machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 paths = st.one_of(
     st.floats(0.0, 0.5).map(GaussianPath),
     st.floats(0.0, 0.0).map(LinearPath),  # σ = 0: x_t is a deterministic function of t

@@ -18,16 +18,11 @@ from coursekit.continuous import (
     euler_resnet,
 )
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread is faster (and fair to a shared 2-core machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _matrix(seed: int, d: int, scale: float) -> torch.Tensor:

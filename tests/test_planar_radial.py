@@ -16,16 +16,12 @@ from coursekit.flows.planar import Planar
 from coursekit.flows.radial import Radial
 from coursekit.testing import check_bijection, check_rejects_bad_input
 
+pytestmark = pytest.mark.usefixtures("float64")
+
 coord = st.floats(-3.0, 3.0, allow_nan=False)
 FAST = settings(max_examples=25, deadline=None)
 
 
-@pytest.fixture(autouse=True)
-def float64():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
 
 
 def _z(dim: int, seed: int, n: int = 12, scale: float = 2.0) -> torch.Tensor:

@@ -27,15 +27,9 @@ from coursekit.video.tae import (
     tiled_encode,
 )
 
+pytestmark = pytest.mark.usefixtures("one_thread")
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These models are tiny: on a shared 2-core machine one thread is much faster than a pool
-    of threads waiting for each other. The setting is restored after this module."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+
 
 
 # --- clips -------------------------------------------------------------------------------
