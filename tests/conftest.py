@@ -41,3 +41,31 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any download attempt fails the test (loaders must not touch the network unasked)."""
+    import urllib.request
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("tried to download")
+
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+    monkeypatch.delenv("COURSEKIT_ALLOW_DOWNLOAD", raising=False)
+
+
+class FakeResponse:
+    """What ``urllib.request.urlopen`` returns, serving fixed bytes (for download tests)."""
+
+    def __init__(self, payload: bytes):
+        self.payload = payload
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def read(self) -> bytes:
+        return self.payload

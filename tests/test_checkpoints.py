@@ -3,6 +3,7 @@
 import hashlib
 
 import pytest
+from conftest import FakeResponse
 
 from coursekit import checkpoints
 
@@ -22,14 +23,8 @@ def test_find_uses_the_repository_copy():
     assert checkpoints.find("not_shipped.pt", allow_download=True) is None  # only shipped files download
 
 
-def test_missing_checkpoint_is_not_downloaded_unless_allowed(monkeypatch, tmp_path):
+def test_missing_checkpoint_is_not_downloaded_unless_allowed(monkeypatch, tmp_path, no_network):
     monkeypatch.setattr(checkpoints, "search_dirs", lambda: [tmp_path])
-    monkeypatch.delenv("COURSEKIT_ALLOW_DOWNLOAD", raising=False)
-
-    def no_network(*a, **k):
-        raise AssertionError("tried to download")
-
-    monkeypatch.setattr(checkpoints.urllib.request, "urlopen", no_network)
     assert checkpoints.find("glow_mnist.pt") is None
     with pytest.raises(FileNotFoundError, match=str(tmp_path)):
         checkpoints.path("glow_mnist.pt")
@@ -40,23 +35,10 @@ def test_download_is_checksum_verified(monkeypatch, tmp_path):
     monkeypatch.setattr(checkpoints, "CACHE_DIR", tmp_path / "cache")
     good = (checkpoints.REPO_DIR / "ffjord_8gaussians.pt").read_bytes()
 
-    class Response:
-        def __init__(self, payload):
-            self.payload = payload
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *a):
-            return False
-
-        def read(self):
-            return self.payload
-
-    monkeypatch.setattr(checkpoints.urllib.request, "urlopen", lambda *a, **k: Response(b"corrupt"))
+    monkeypatch.setattr(checkpoints.urllib.request, "urlopen", lambda *a, **k: FakeResponse(b"corrupt"))
     with pytest.raises(OSError, match="checksum mismatch"):
         checkpoints.find("ffjord_8gaussians.pt", allow_download=True)
-    monkeypatch.setattr(checkpoints.urllib.request, "urlopen", lambda u, **k: Response(good))
+    monkeypatch.setattr(checkpoints.urllib.request, "urlopen", lambda u, **k: FakeResponse(good))
     got = checkpoints.find("ffjord_8gaussians.pt", allow_download=True)
     assert got == tmp_path / "cache" / "ffjord_8gaussians.pt" and got.read_bytes() == good
     assert checkpoints.url("x.pt").startswith("https://raw.githubusercontent.com/")

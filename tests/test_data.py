@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import FakeResponse
 
 from coursekit.data import ENERGIES, TOY_DATASETS, energy, load_mnist, mnist_splits, sample_toy, search_dirs
 from coursekit.data import mnist as mnist_module
@@ -84,14 +85,8 @@ def test_mnist_missing_names_the_directories(monkeypatch, tmp_path):
         load_mnist("test")
 
 
-def test_mnist_never_downloads_by_default(monkeypatch, tmp_path):
+def test_mnist_never_downloads_by_default(monkeypatch, tmp_path, no_network):
     monkeypatch.setattr(mnist_module, "search_dirs", lambda: [tmp_path])
-    monkeypatch.delenv("COURSEKIT_ALLOW_DOWNLOAD", raising=False)
-
-    def no_network(*args, **kwargs):
-        raise AssertionError("the loader tried to download")
-
-    monkeypatch.setattr(mnist_module.urllib.request, "urlopen", no_network)
     with pytest.raises(FileNotFoundError):
         load_mnist("train")
 
@@ -99,18 +94,8 @@ def test_mnist_never_downloads_by_default(monkeypatch, tmp_path):
 def test_mnist_download_is_checksum_verified(monkeypatch, tmp_path):
     # a mirror that serves the wrong bytes is rejected and nothing is written
     monkeypatch.setattr(mnist_module, "search_dirs", lambda: [tmp_path])
-
-    class Fake:
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *a):
-            return False
-
-        def read(self):
-            return gzip.compress(b"not mnist")
-
-    monkeypatch.setattr(mnist_module.urllib.request, "urlopen", lambda *a, **k: Fake())
+    wrong = FakeResponse(gzip.compress(b"not mnist"))
+    monkeypatch.setattr(mnist_module.urllib.request, "urlopen", lambda *a, **k: wrong)
     with pytest.raises(OSError, match="checksum mismatch"):
         load_mnist("test", allow_download=True)
     assert not list(tmp_path.glob("*.gz"))
