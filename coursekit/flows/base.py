@@ -57,6 +57,16 @@ def check_input(x: object, name: str, event_shape: Sequence[int] | None = None) 
     return x
 
 
+def as_vector(value, dim: int, name: str) -> Tensor:
+    """A layer parameter as a fresh ``(dim,)`` tensor of the default dtype (a scalar is broadcast)."""
+    t = torch.as_tensor(value, dtype=torch.get_default_dtype())
+    if t.dim() == 0:
+        t = t.expand(dim)
+    if t.shape != (dim,):
+        raise ValueError(f"{name} must be a scalar or have shape ({dim},), got {tuple(t.shape)}")
+    return t.clone()
+
+
 class Bijection(nn.Module):
     """Base class: subclasses implement ``_forward`` and ``_inverse``.
 

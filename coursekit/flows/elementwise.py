@@ -9,17 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .base import Bijection
+from .base import Bijection, as_vector
 from .roots import solve_increasing
-
-
-def _as_param(value, dim: int, name: str) -> Tensor:
-    t = torch.as_tensor(value, dtype=torch.get_default_dtype())
-    if t.dim() == 0:
-        t = t.expand(dim).clone()
-    if t.shape != (dim,):
-        raise ValueError(f"{name} must be a scalar or have shape ({dim},), got {tuple(t.shape)}")
-    return t
 
 
 class ElementwiseAffine(Bijection):
@@ -31,11 +22,11 @@ class ElementwiseAffine(Bijection):
     def __init__(self, dim: int, scale=1.0, shift=0.0):
         super().__init__()
         self.event_shape = (dim,)
-        scale = _as_param(scale, dim, "scale")
+        scale = as_vector(scale, dim, "scale")
         if (scale <= 0).any():
             raise ValueError("scale must be positive")
         self.log_scale = nn.Parameter(scale.log())
-        self.shift = nn.Parameter(_as_param(shift, dim, "shift"))
+        self.shift = nn.Parameter(as_vector(shift, dim, "shift"))
 
     def _forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
         x = z * self.log_scale.exp() + self.shift
@@ -59,7 +50,7 @@ class TanhWarp(Bijection):
         super().__init__()
         self.event_shape = (dim,)
         self.tol = tol
-        a, b = _as_param(a, dim, "a"), _as_param(b, dim, "b")
+        a, b = as_vector(a, dim, "a"), as_vector(b, dim, "b")
         if (b <= 0).any():
             raise ValueError("b must be positive")
         if (a * b <= -0.99).any():
@@ -110,7 +101,7 @@ class Linear(Bijection):
         dim = A.shape[0]
         self.event_shape = (dim,)
         self.matrix = nn.Parameter(A.clone())
-        self.shift = nn.Parameter(_as_param(0.0 if shift is None else shift, dim, "shift"))
+        self.shift = nn.Parameter(as_vector(0.0 if shift is None else shift, dim, "shift"))
 
     def _logabsdet(self, n: int) -> Tensor:
         return torch.linalg.slogdet(self.matrix).logabsdet.expand(n)

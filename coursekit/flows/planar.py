@@ -21,19 +21,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .base import Bijection
+from .base import Bijection, as_vector
 from .roots import solve_increasing
 
 
 def _vector(value, dim: int, name: str, default_scale: float, generator) -> Tensor:
     if value is None:
         return default_scale * torch.randn(dim, generator=generator, dtype=torch.get_default_dtype())
-    t = torch.as_tensor(value, dtype=torch.get_default_dtype()).clone()
-    if t.dim() == 0:
-        t = t.expand(dim).clone()
-    if t.shape != (dim,):
-        raise ValueError(f"{name} must be a scalar or have shape ({dim},), got {tuple(t.shape)}")
-    return t
+    return as_vector(value, dim, name)
 
 
 class Planar(Bijection):
