@@ -1,8 +1,17 @@
 """coursekit: the tested code behind the course on flow-based generative models.
 
 ``import coursekit as ck`` is light: it imports neither PyTorch nor TensorFlow.
-Submodules (``ck.flows``, ``ck.data``, ``ck.viz``, ``ck.train``, ``ck.widgets``,
-``ck.continuous``, ``ck.matching``; ``ck.tf`` for lesson 08) load on first access.
+Submodules load on first access. They form layers; each imports only the layers below
+(``docs/architecture.md``, enforced by import-linter):
+
+    widgets                         playgrounds (ipywidgets)
+    lessons                         one module per notebook: its recipes (train, load, compare)
+    training, viz, testing          fit(), checkpoints, plots, the bijection checks
+    video                           lesson 09's model (uses matching)
+    continuous | matching | tf      lessons 05–08's models (continuous uses flows)
+    flows                           the bijection contract and the discrete flows
+    data                            toy sets, MNIST, moving-digit clips
+    core                            input checks, History, the vector-field kernel
 """
 
 from __future__ import annotations
@@ -18,7 +27,8 @@ __version__ = "0.1.0"
 #: (``tools/sync_notebooks.py`` writes them, ``tests/test_notebook_hygiene.py`` checks).
 REPO_URL = "https://github.com/coursekit/coursekit"
 
-_SUBMODULES = {"flows", "data", "viz", "train", "widgets", "continuous", "matching", "checkpoints", "vi", "tf", "video"}
+_SUBMODULES = {"core", "data", "flows", "continuous", "matching", "tf", "video", "training", "viz", "testing",
+               "lessons", "widgets"}
 
 
 def __getattr__(name: str) -> Any:  # PEP 562: lazy submodules keep the import light
@@ -30,6 +40,17 @@ def __getattr__(name: str) -> Any:  # PEP 562: lazy submodules keep the import l
 def quick_mode() -> bool:
     """True when ``COURSEKIT_QUICK`` is set to 1/true/yes: small sizes for tests and CI."""
     return os.environ.get("COURSEKIT_QUICK", "0").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def downloads_allowed(allow_download: bool | None = None) -> bool:
+    """May coursekit download (MNIST, shipped checkpoints)? ``allow_download`` when given,
+    else ``COURSEKIT_ALLOW_DOWNLOAD`` set to 1/true/yes (the Colab set-up cell sets it).
+    Tests and CI never set it."""
+    if allow_download is not None:
+        if not isinstance(allow_download, bool):
+            raise TypeError(f"allow_download must be a bool or None, got {type(allow_download).__name__}")
+        return allow_download
+    return os.environ.get("COURSEKIT_ALLOW_DOWNLOAD", "0").strip().lower() in {"1", "true", "yes", "on"}
 
 
 def device(prefer: str | None = None):
@@ -62,4 +83,4 @@ def seed_everything(seed: int = 0) -> int:
     return seed
 
 
-__all__ = ["REPO_URL", "device", "quick_mode", "seed_everything", "__version__"]
+__all__ = ["REPO_URL", "device", "downloads_allowed", "quick_mode", "seed_everything", "__version__"]

@@ -31,7 +31,7 @@ from .data import energy as named_energy
 from .flows.base import Compose, Flow, StandardNormal
 from .flows.planar import Planar
 from .flows.radial import Radial
-from .train import History, fit
+from .training.loop import History, fit
 
 Energy = Callable[[Tensor], Tensor]
 
@@ -179,7 +179,7 @@ def load_vi_checkpoint(path: str | os.PathLike, map_location=None) -> dict[str, 
     Each entry keeps the saved score (``kl``, ``elbo``, ``log_z``, ``stderr``, ``seconds``,
     ``curve``) and gets a ready ``flow``; ``meta`` (steps, command) is under the key ``"_meta"``.
     """
-    from .train import load_checkpoint
+    from .training.loop import load_checkpoint
 
     state = load_checkpoint(path, map_location=map_location)
     out: dict[str, dict] = {"_meta": state.get("meta", {})}

@@ -22,7 +22,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..flows.base import StandardNormal, check_input
+from ..core.checks import check_input
+from ..flows.base import StandardNormal
 from .neural_ode import NFECounter, check_method, odeint_any
 
 DIVERGENCES = ("exact", "hutchinson")

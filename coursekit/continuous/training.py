@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..data import sample_toy
-from ..train import History, fit
+from ..training.loop import History, fit
 from .cnf import CNF
 from .fields import MLPField
 
@@ -121,7 +121,7 @@ def train_ffjord(dataset: str = "8gaussians", n_steps: int = 1000, batch_size: i
 
 def load_ffjord(path: str | os.PathLike, device: torch.device | str | None = None) -> tuple[CNF, dict]:
     """A CNF from a file written by ``scripts/train_ffjord.py``, and that file's metadata."""
-    from ..train import load_checkpoint
+    from ..training.loop import load_checkpoint
 
     state = load_checkpoint(path, map_location="cpu")
     if "field" not in state or "config" not in state:

@@ -1,7 +1,7 @@
 """Data: 2-D toy samplers and energies (generated in code), the MNIST loader, moving-digit clips."""
 
 from .clips import ClipSet, moving_digits
-from .mnist import MnistSplits, available_splits, load_mnist, mnist_splits, search_dirs
+from .mnist import MnistSplits, available_splits, load_mnist, mnist_splits, search_dirs, to_signed, to_unit
 from .toy2d import ENERGIES, TOY_DATASETS, energy, sample_toy
 
 __all__ = [
@@ -16,4 +16,6 @@ __all__ = [
     "mnist_splits",
     "sample_toy",
     "search_dirs",
+    "to_signed",
+    "to_unit",
 ]

@@ -114,7 +114,7 @@ def moving_digits(
         splits = mnist_splits()
         images = splits.train_images if part == "train" else splits.eval_images
         labels = splits.train_labels if part == "train" else splits.eval_labels
-        offset = 0 if part == "train" or "oficial" in splits.source else len(splits.train_images)
+        offset = 0 if part == "train" else splits.eval_offset
         source = f"{splits.source}; parte '{part}'"
     else:
         offset, source = 0, "imágenes dadas por el usuario"

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import downloads_allowed
+
 FILES = {
     ("train", "images"): "train-images-idx3-ubyte.gz",
     ("train", "labels"): "train-labels-idx1-ubyte.gz",
@@ -100,12 +102,6 @@ def _download(filename: str, dest_dir: Path) -> Path:
     raise OSError(f"could not download {filename}: " + "; ".join(errors))
 
 
-def _allow_download(flag: bool | None) -> bool:
-    if flag is not None:
-        return flag
-    return os.environ.get("COURSEKIT_ALLOW_DOWNLOAD", "0").lower() in {"1", "true", "yes"}
-
-
 def available_splits() -> list[str]:
     """The splits ("train", "test") whose two files are present locally."""
     return [s for s in ("train", "test") if all(_find(FILES[(s, k)]) for k in ("images", "labels"))]
@@ -120,7 +116,7 @@ def load_mnist(split: str = "test", allow_download: bool | None = None) -> tuple
         filename = FILES[(split, kind)]
         path = _find(filename)
         if path is None:
-            if not _allow_download(allow_download):
+            if not downloads_allowed(allow_download):
                 looked = ", ".join(str(d) for d in search_dirs())
                 raise FileNotFoundError(
                     f"MNIST file {filename} not found; looked in: {looked}. "
@@ -134,26 +130,56 @@ def load_mnist(split: str = "test", allow_download: bool | None = None) -> tuple
     return images, labels
 
 
+def _check_images(images) -> np.ndarray:
+    images = np.asarray(images)
+    if images.dtype != np.uint8:
+        raise TypeError(f"expected uint8 MNIST images (0..255), got dtype {images.dtype}")
+    if images.ndim != 3:
+        raise ValueError(f"expected images of shape (N, H, W), got {images.shape}")
+    return images
+
+
+def to_unit(images) -> np.ndarray:
+    """uint8 images ``(N, H, W)`` → float32 in [0, 1] (autoencoders, VAE, display)."""
+    return _check_images(images).astype(np.float32) / 255.0
+
+
+def to_signed(images) -> np.ndarray:
+    """uint8 images ``(N, H, W)`` → float32 in [−1, 1] (GAN, flow matching: centred like the noise)."""
+    return _check_images(images).astype(np.float32) / 127.5 - 1.0
+
+
 @dataclass
 class MnistSplits:
-    """Train / evaluation arrays and a sentence that says where they come from."""
+    """Train / evaluation arrays, where they come from (``carved``) and a sentence for the student.
+
+    ``carved`` is True when only the test split was at hand and it was divided: images
+    0–7,999 train, 8,000–9,999 evaluate (``eval_offset`` = 8,000 in that file).
+    """
 
     train_images: np.ndarray
     train_labels: np.ndarray
     eval_images: np.ndarray
     eval_labels: np.ndarray
     source: str
+    carved: bool
+
+    @property
+    def eval_offset(self) -> int:
+        """Index of the first evaluation image in its MNIST file (8,000 when carved, else 0)."""
+        return len(self.train_images) if self.carved else 0
 
 
 def mnist_splits(allow_download: bool | None = None) -> MnistSplits:
     """The official train/test split when the training files are at hand, else the test
     split carved: images 0–7,999 train, 8,000–9,999 evaluate (never trained on)."""
-    if "train" in available_splits() or (_allow_download(allow_download) and not available_splits()):
+    if "train" in available_splits() or (downloads_allowed(allow_download) and not available_splits()):
         xtr, ytr = load_mnist("train", allow_download)
         xte, yte = load_mnist("test", allow_download)
-        return MnistSplits(xtr, ytr, xte, yte, "MNIST oficial: train (60.000) / test (10.000)")
+        return MnistSplits(xtr, ytr, xte, yte, "MNIST oficial: train (60.000) / test (10.000)", carved=False)
     x, y = load_mnist("test", allow_download)
     return MnistSplits(
         x[:CARVE_AT], y[:CARVE_AT], x[CARVE_AT:], y[CARVE_AT:],
         "split de test de MNIST dividido: imágenes 0–7.999 para entrenar, 8.000–9.999 para evaluar",
+        carved=True,
     )

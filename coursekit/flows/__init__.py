@@ -5,7 +5,8 @@ Lesson 01: ``ElementwiseAffine``, ``TanhWarp``, ``Linear``; 02: ``Planar``, ``Ra
 """
 
 from .actnorm import ActNorm
-from .base import Bijection, Compose, Flow, Inverse, StandardNormal, check_input, set_validation
+from ..core.checks import check_input, set_validation
+from .base import Bijection, Compose, Flow, Inverse, StandardNormal
 from .coupling import AffineCoupling
 from .elementwise import ElementwiseAffine, Linear, TanhWarp
 from .glow import Dequantize, LogitTransform, bits_per_dim, mnist_glow, sample_at_temperature

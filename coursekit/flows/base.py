@@ -22,40 +22,7 @@ from collections.abc import Iterable, Sequence
 import torch
 from torch import Tensor, nn
 
-_VALIDATE = True
-
-
-def set_validation(enabled: bool) -> None:
-    """Switch input checks on or off (they cost one device sync per call)."""
-    global _VALIDATE
-    _VALIDATE = bool(enabled)
-
-
-def check_input(x: object, name: str, event_shape: Sequence[int] | None = None) -> Tensor:
-    """Raise a clear ``TypeError``/``ValueError`` unless ``x`` is a finite float batch.
-
-    ``event_shape`` is the expected shape of one sample (``None``: any, at least 1-D).
-    """
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if not _VALIDATE:
-        return x
-    if not x.is_floating_point():
-        raise ValueError(f"{name} must have a floating dtype (float32/float64), got {x.dtype}")
-    if event_shape is not None:
-        event_shape = tuple(event_shape)
-        k = len(event_shape)
-        if x.dim() != k + 1 or tuple(x.shape[1:]) != event_shape:
-            raise ValueError(
-                f"{name} must have shape (batch, {', '.join(map(str, event_shape))}), "
-                f"got {tuple(x.shape)}"
-            )
-    elif x.dim() < 2:
-        raise ValueError(f"{name} must have shape (batch, ...) with a batch dimension, got {tuple(x.shape)}")
-    if not torch.isfinite(x).all():
-        raise ValueError(f"{name} contains NaN or Inf values")
-    return x
-
+from ..core.checks import check_input
 
 def as_vector(value, dim: int, name: str) -> Tensor:
     """A layer parameter as a fresh ``(dim,)`` tensor of the default dtype (a scalar is broadcast)."""
@@ -106,7 +73,11 @@ class Inverse(Bijection):
 
 
 class Compose(Bijection):
-    """``f = f_K ∘ ... ∘ f_1``: log-dets add up, ``log|det J_f| = Σ_k log|det J_{f_k}|``."""
+    """``f = f_K ∘ ... ∘ f_1``: log-dets add up, ``log|det J_f| = Σ_k log|det J_{f_k}|``.
+
+    Each layer checks its own input, so layers that change the shape (``Squeeze``) compose:
+    ``event_shape`` is the first layer's (what ``forward`` takes).
+    """
 
     def __init__(self, bijections: Iterable[Bijection]):
         super().__init__()
@@ -117,6 +88,14 @@ class Compose(Bijection):
 
     def __len__(self) -> int:
         return len(self.bijections)
+
+    def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        check_input(z, "z")  # float, finite, batched; the shape is the first layer's to check
+        return self._forward(z)
+
+    def inverse(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        check_input(x, "x")  # the shape is the last layer's to check
+        return self._inverse(x)
 
     def _forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
         total = z.new_zeros(z.shape[0])

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ..train import History, fit, load_checkpoint
+from ..training.loop import History, fit, load_checkpoint
 from .base import Flow
 from .glow import Dequantize, bits_per_dim, mnist_glow
 
@@ -72,7 +72,7 @@ def init_actnorm(flow: Flow, images: Tensor, n: int = 512) -> None:
 def find_checkpoint(name: str = "glow_mnist.pt") -> Path | None:
     """The shipped checkpoint ``name`` (see :mod:`coursekit.checkpoints`: the repository's
     ``data/checkpoints/``, or a verified download when allowed); ``None`` when absent."""
-    from ..checkpoints import find
+    from ..training.checkpoints import find
 
     return find(name)
 

@@ -24,7 +24,8 @@ import torch
 from torch import Tensor, nn
 
 from .actnorm import ActNorm
-from .base import Bijection, Compose, check_input
+from ..core.checks import check_input
+from .base import Bijection, Compose
 from .coupling import AffineCoupling, _check_shape
 from .invconv import InvConv1x1, Permutation
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..train import load_checkpoint, save_checkpoint
+from ..training.loop import load_checkpoint, save_checkpoint
 from .couplings import ot_coupling
 from .image_field import MLPImageField
 from .losses import cfm_loss

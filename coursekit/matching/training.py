@@ -18,7 +18,7 @@ from torch import nn
 
 from ..continuous import CNF, MLPField, evaluate_nll, make_ffjord
 from ..data import sample_toy
-from ..train import History, fit
+from ..training.loop import History, fit
 from .couplings import ot_coupling
 from .losses import cfm_loss
 from .paths import AffinePath, LinearPath

@@ -39,7 +39,6 @@ from .gan import (  # noqa: E402
     make_gan_train_step,
     make_generator_model,
 )
-from .training import NonFiniteError, TrainingRun  # noqa: E402
 
 
 def device() -> str:
@@ -63,8 +62,6 @@ __all__ = [
     "NOISE_DIM",
     "Autoencoder",
     "BatchSampler",
-    "NonFiniteError",
-    "TrainingRun",
     "binarize",
     "device",
     "discriminator_loss",

@@ -11,17 +11,11 @@ Taught in: notebook 08.
 
 from __future__ import annotations
 
-import os
 
 import numpy as np
 
-from coursekit.data import MnistSplits, available_splits, mnist_splits
-
-
-def _allowed(flag: bool | None) -> bool:
-    if flag is not None:
-        return flag
-    return os.environ.get("COURSEKIT_ALLOW_DOWNLOAD", "0").lower() in {"1", "true", "yes"}
+from .. import downloads_allowed
+from ..data import MnistSplits, available_splits, mnist_splits
 
 
 def load_mnist_tf(allow_download: bool | None = None) -> MnistSplits:
@@ -33,7 +27,7 @@ def load_mnist_tf(allow_download: bool | None = None) -> MnistSplits:
     """
     if available_splits():
         return mnist_splits(allow_download=False)
-    if not _allowed(allow_download):
+    if not downloads_allowed(allow_download):
         return mnist_splits(allow_download=False)  # raises FileNotFoundError naming the folders
     import tensorflow as tf
 
@@ -42,7 +36,7 @@ def load_mnist_tf(allow_download: bool | None = None) -> MnistSplits:
     except Exception:  # noqa: BLE001 - any failure: fall back to the checksum-verified mirrors
         return mnist_splits(allow_download=True)
     source = "MNIST oficial vía tf.keras.datasets: train (60.000) / test (10.000)"
-    return MnistSplits(xtr, ytr, xte, yte, source)
+    return MnistSplits(xtr, ytr, xte, yte, source, carved=False)
 
 
 def _check_images(images: np.ndarray) -> np.ndarray:

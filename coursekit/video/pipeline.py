@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from ..matching import LinearPath, cfm_loss, euler_sample
-from ..train import fit, load_checkpoint, save_checkpoint
+from ..training.loop import fit, load_checkpoint, save_checkpoint
 from .dit import LatentDiT
 from .tae import TemporalAutoencoder, tae_loss
 
@@ -154,7 +154,7 @@ def load_video_model(path=None, device=None) -> VideoModel:
     """Load a :class:`VideoModel` written by :meth:`VideoModel.save` (float32 on ``device``);
     ``path=None``: the shipped ``video_toy.pt`` (found or fetched by :mod:`coursekit.checkpoints`)."""
     if path is None:
-        from ..checkpoints import path as checkpoint_path
+        from ..training.checkpoints import locate as checkpoint_path
 
         path = checkpoint_path(CHECKPOINT.name)
     if not Path(path).exists():

@@ -1,18 +1,16 @@
-"""Pictures of flows: densities on grids, deformed lattices, samples, |det J_f|, GIFs.
+"""Pictures of flows: densities on grids, deformed lattices, samples, |det J_f|.
 
 Plot titles and labels are Spanish (the student reads them); everything else is English.
 """
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from torch import Tensor
 
 Bounds = tuple[float, float, float, float]
@@ -113,29 +111,6 @@ def abs_det_on_grid(f: Callable[[Tensor], tuple[Tensor, Tensor]], grid: Grid) ->
     """``|det J_f(z)|`` at every grid point ``z`` (how much f stretches area there)."""
     _, logdet = f(grid.points)
     return grid.image(logdet.exp())
-
-
-def figure_to_png(fig, dpi: float | None = None) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
-    return buf.getvalue()
-
-
-def figure_to_array(fig) -> np.ndarray:
-    """The rendered figure as an ``(H, W, 3)`` uint8 array (a GIF frame)."""
-    canvas = fig.canvas if hasattr(fig.canvas, "buffer_rgba") else FigureCanvasAgg(fig)
-    canvas.draw()
-    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
-
-
-def save_gif(frames: Sequence[np.ndarray], path, fps: float = 8.0, loop: int = 0) -> str:
-    """Write frames (``(H, W, 3)`` uint8 arrays) as a GIF with imageio; returns the path."""
-    import imageio.v3 as iio
-
-    if len(frames) == 0:
-        raise ValueError("save_gif needs at least one frame")
-    iio.imwrite(path, np.stack(frames), duration=1000.0 / fps, loop=loop)
-    return str(path)
 
 
 def new_figure(ncols: int = 1, nrows: int = 1, size: float = 3.2, **kw):

@@ -8,6 +8,7 @@ history and every RNG state are written to a temporary file and renamed over the
 checkpoint (a crash mid-write never leaves a broken file). Calling ``fit`` again with the
 same ``checkpoint`` resumes where the last checkpoint left off and, because the RNG
 states are restored too, ends in the same state as a run that was never interrupted.
+The checkpoint is written with :func:`coursekit.training.checkpoints.save` (kind ``"fit"``).
 """
 
 from __future__ import annotations
@@ -22,39 +23,27 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from .history import History, NonFiniteError
+from ..core.history import History, NonFiniteError
+from . import checkpoints
 
 
-def _rng_state() -> dict:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+def rng_state() -> dict:
+    """Every RNG's state as tensors, ints and tuples (what a ``weights_only`` checkpoint can hold)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {"python": random.getstate(), "torch": torch.get_rng_state(),
+             "numpy": (name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached)}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
-def _set_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+def set_rng_state(state: dict) -> None:
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    random.setstate(tuple(tuple(x) if isinstance(x, list) else x for x in state["python"]))
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def save_checkpoint(path: str | os.PathLike, **state) -> None:
-    """Write ``state`` to ``path`` atomically (write a temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        torch.save(state, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def load_checkpoint(path: str | os.PathLike, map_location=None) -> dict:
-    """Read a checkpoint written by :func:`save_checkpoint` (our own files only)."""
-    return torch.load(Path(path), map_location=map_location, weights_only=False)
 
 
 def _as_scalars(out: Tensor | Mapping[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
@@ -98,20 +87,20 @@ def fit(
         raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
     history, start = History(), 0
     if checkpoint is not None and Path(checkpoint).exists():
-        state = load_checkpoint(checkpoint)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None and state.get("scheduler") is not None:
-            scheduler.load_state_dict(state["scheduler"])
-        history, start = state["history"], state["step"]
-        _set_rng_state(state["rng"])
+        saved = checkpoints.load(checkpoint, kind="fit", device=None)
+        model.load_state_dict(saved.state["model"])
+        optimizer.load_state_dict(saved.state["optimizer"])
+        if scheduler is not None and "scheduler" in saved.state:
+            scheduler.load_state_dict(saved.state["scheduler"])
+        history, start = History.from_dict(saved.meta["history"]), saved.meta["step"]
+        set_rng_state(saved.meta["rng"])
 
     def save(step: int) -> None:
-        save_checkpoint(
-            checkpoint, model=model.state_dict(), optimizer=optimizer.state_dict(),
-            scheduler=None if scheduler is None else scheduler.state_dict(),
-            step=step, history=history, rng=_rng_state(),
-        )
+        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict()}
+        if scheduler is not None:
+            state["scheduler"] = scheduler.state_dict()
+        checkpoints.save(checkpoint, "fit", state, meta={"step": step, "history": history.to_dict(),
+                                                          "rng": rng_state()})
 
     model.train()
     bar = tqdm(range(start, n_steps), initial=start, total=n_steps, desc=desc, disable=not progress)
@@ -143,4 +132,4 @@ def smooth(values: list[float], window: int = 50) -> np.ndarray:
     return np.convolve(v, np.ones(window) / window, mode="valid") if len(v) else v
 
 
-__all__ = ["History", "NonFiniteError", "fit", "load_checkpoint", "save_checkpoint", "smooth"]
+__all__ = ["History", "NonFiniteError", "fit", "rng_state", "set_rng_state", "smooth"]

@@ -1,5 +1,5 @@
-"""Framework-free pieces shared by the PyTorch (``coursekit.train``) and TensorFlow
-(``coursekit.tf.training``) training loops: the history of logged scalars and the error
+"""Framework-free pieces shared by the PyTorch (``coursekit.training.loop``) and TensorFlow
+(``coursekit.training.tf_run``) training loops: the history of logged scalars and the error
 raised when training produces NaN/Inf. Importing this module imports neither framework."""
 
 from __future__ import annotations
@@ -26,6 +26,14 @@ class History:
         self.steps.append(step)
         for k, v in scalars.items():
             self.values.setdefault(k, []).append(v)
+
+    def to_dict(self) -> dict:
+        """Plain lists and dicts (what a checkpoint stores)."""
+        return {"steps": list(self.steps), "values": {k: list(v) for k, v in self.values.items()}}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> History:
+        return cls(list(d["steps"]), {k: list(v) for k, v in d["values"].items()})
 
     def truncate(self, n_steps: int) -> History:
         """Only the entries of steps < ``n_steps`` (what a checkpoint at ``n_steps`` covers)."""

@@ -23,7 +23,7 @@ import keras
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from ..history import History, NonFiniteError
+from ..core.history import History, NonFiniteError
 
 
 def _check_built(objects: Mapping[str, object]) -> None:

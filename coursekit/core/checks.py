@@ -1,0 +1,60 @@
+"""Input checks shared by every layer: a clear ``TypeError``/``ValueError`` naming what was
+expected and what came, raised before any state changes."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+
+import torch
+from torch import Tensor
+
+_VALIDATE = True
+
+
+def set_validation(enabled: bool) -> None:
+    """Switch tensor input checks on or off (they cost one device sync per call)."""
+    global _VALIDATE
+    _VALIDATE = bool(enabled)
+
+
+def positive_int(value: object, name: str) -> int:
+    """``value`` if it is an int ≥ 1 (not a bool), else ``ValueError`` naming ``name``."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
+def one_of(value: object, choices: Collection, name: str) -> object:
+    """``value`` if it is one of ``choices``, else ``ValueError`` listing them."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {sorted(choices)}, got {value!r}")
+    return value
+
+
+def check_input(x: object, name: str, event_shape: Sequence[int] | None = None) -> Tensor:
+    """Raise a clear ``TypeError``/``ValueError`` unless ``x`` is a finite float batch.
+
+    ``event_shape`` is the expected shape of one sample (``None``: any, at least 1-D).
+    """
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if not _VALIDATE:
+        return x
+    if not x.is_floating_point():
+        raise ValueError(f"{name} must have a floating dtype (float32/float64), got {x.dtype}")
+    if event_shape is not None:
+        event_shape = tuple(event_shape)
+        k = len(event_shape)
+        if x.dim() != k + 1 or tuple(x.shape[1:]) != event_shape:
+            raise ValueError(
+                f"{name} must have shape (batch, {', '.join(map(str, event_shape))}), "
+                f"got {tuple(x.shape)}"
+            )
+    elif x.dim() < 2:
+        raise ValueError(f"{name} must have shape (batch, ...) with a batch dimension, got {tuple(x.shape)}")
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or Inf values")
+    return x
+
+
+__all__ = ["check_input", "one_of", "positive_int", "set_validation"]
