@@ -39,7 +39,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py $(ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check coursekit tests benchmarks tools
+	$(BIN)/ruff check coursekit tests benchmarks tools scripts
+	$(BIN)/lint-imports --no-cache --no-logo
 
 sync: $(STAMP)
 	$(BIN)/python tools/sync_notebooks.py

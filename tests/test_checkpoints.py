@@ -1,33 +1,50 @@
-"""Shipped checkpoints: the manifest matches data/checkpoints/, lookups never download in tests."""
+"""One checkpoint format: the manifest matches data/checkpoints/, shipped files are SHA-256
+verified wherever they are found, nothing is unpickled, lookups never download in tests."""
 
 import hashlib
+import shutil
 
 import pytest
+import torch
 from conftest import FakeResponse
 
-from coursekit import checkpoints
+from coursekit.lessons import BUILDERS, load_model
+from coursekit.training import checkpoints
 
 
 def test_manifest_matches_the_committed_files():
     files = sorted(p.name for p in checkpoints.REPO_DIR.glob("*.pt"))
     entries = checkpoints.manifest()
-    assert sorted(entries) == files, "run: python -m coursekit.checkpoints --update"
+    assert sorted(entries) == files, "run: python -m coursekit.training.checkpoints --update"
     for name, entry in entries.items():
         data = (checkpoints.REPO_DIR / name).read_bytes()
         assert hashlib.sha256(data).hexdigest() == entry["sha256"], f"{name} changed: update the manifest"
         assert entry["bytes"] == len(data) <= 5 * 2**20, f"{name} is larger than 5 MB"
 
 
+@pytest.mark.parametrize("name", sorted(checkpoints.manifest()))
+def test_every_shipped_checkpoint_loads_through_the_one_api(name):
+    raw = torch.load(checkpoints.REPO_DIR / name, weights_only=True)  # plain data only
+    assert raw["format"] == checkpoints.FORMAT and raw["kind"] in BUILDERS
+    ckpt = load_model(name)
+    assert ckpt.kind == raw["kind"] and ckpt.path == checkpoints.REPO_DIR / name
+    assert ckpt.model is not None and ckpt.meta, f"{name}: the model and its metadata come back"
+
+
 def test_find_uses_the_repository_copy():
     assert checkpoints.find("glow_mnist.pt", allow_download=False) == checkpoints.REPO_DIR / "glow_mnist.pt"
     assert checkpoints.find("not_shipped.pt", allow_download=True) is None  # only shipped files download
+    with pytest.raises(ValueError, match="file name"):
+        checkpoints.find("../glow_mnist.pt")
 
 
 def test_missing_checkpoint_is_not_downloaded_unless_allowed(monkeypatch, tmp_path, no_network):
     monkeypatch.setattr(checkpoints, "search_dirs", lambda: [tmp_path])
     assert checkpoints.find("glow_mnist.pt") is None
     with pytest.raises(FileNotFoundError, match=str(tmp_path)):
-        checkpoints.path("glow_mnist.pt")
+        checkpoints.locate("glow_mnist.pt")
+    with pytest.raises(FileNotFoundError, match=str(tmp_path)):
+        checkpoints.load("glow_mnist.pt")
 
 
 def test_download_is_checksum_verified(monkeypatch, tmp_path):
@@ -42,3 +59,57 @@ def test_download_is_checksum_verified(monkeypatch, tmp_path):
     got = checkpoints.find("ffjord_8gaussians.pt", allow_download=True)
     assert got == tmp_path / "cache" / "ffjord_8gaussians.pt" and got.read_bytes() == good
     assert checkpoints.url("x.pt").startswith("https://raw.githubusercontent.com/")
+
+
+def test_a_local_copy_with_one_flipped_byte_is_refused(monkeypatch, tmp_path):
+    copy = tmp_path / "ffjord_8gaussians.pt"
+    shutil.copy(checkpoints.REPO_DIR / copy.name, copy)
+    monkeypatch.setattr(checkpoints, "search_dirs", lambda: [tmp_path])
+    checkpoints.load(copy.name)  # the intact copy loads
+    data = bytearray(copy.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    copy.write_bytes(bytes(data))
+    with pytest.raises(checkpoints.ChecksumError, match="SHA-256"):
+        checkpoints.load(copy.name)
+    with pytest.raises(checkpoints.ChecksumError):
+        checkpoints.load(copy)  # by path too: a shipped name is always verified
+
+
+class _Exploit:
+    """Unpickling this object would create a file (what a malicious checkpoint does)."""
+
+    def __init__(self, target):
+        self.target = str(target)
+
+    def __reduce__(self):
+        return (open, (self.target, "w"))
+
+
+def test_a_file_holding_code_is_never_unpickled(tmp_path):
+    target = tmp_path / "pwned"
+    path = tmp_path / "own_run.pt"
+    torch.save({"format": checkpoints.FORMAT, "kind": "fit", "state": {}, "config": {}, "meta": {},
+                "payload": _Exploit(target)}, path)
+    with pytest.raises(ValueError, match="cannot be read safely|not a coursekit checkpoint"):
+        checkpoints.load(path)
+    assert not target.exists()
+
+
+def test_save_load_round_trip_kind_and_half(tmp_path):
+    state = {"model": {"w": torch.randn(3, 2), "n": torch.tensor(7)}}
+    path = checkpoints.save(tmp_path / "m.pt", "demo", state, config={"width": 3}, meta={"note": "x"}, half=True)
+    ckpt = checkpoints.load(path, kind="demo")
+    assert ckpt.config == {"width": 3} and ckpt.meta == {"note": "x"}
+    assert ckpt.state["model"]["w"].dtype == torch.float32 and ckpt.state["model"]["n"].item() == 7
+    assert torch.allclose(ckpt.state["model"]["w"], state["model"]["w"], atol=1e-2)
+    with pytest.raises(ValueError, match="'demo' checkpoint, expected 'glow'"):
+        checkpoints.load(path, kind="glow")
+    with pytest.raises(ValueError, match="kinds"):
+        load_model(path)  # no lesson rebuilds a "demo" model
+    torch.save({"weights": {}}, tmp_path / "old.pt")
+    with pytest.raises(ValueError, match="not a coursekit checkpoint"):
+        checkpoints.load(tmp_path / "old.pt")
+    with pytest.raises(ValueError, match="kind"):
+        checkpoints.save(tmp_path / "x.pt", "", {})
+    with pytest.raises(TypeError, match="state"):
+        checkpoints.save(tmp_path / "x.pt", "demo", [1, 2])

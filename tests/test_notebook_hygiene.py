@@ -1,4 +1,4 @@
-"""Every committed notebook follows DESIGN.md's notebook rules (executed separately by nbval)."""
+"""Every committed notebook follows docs/architecture.md's notebook rules (executed separately by nbval)."""
 
 import re
 import subprocess
@@ -73,3 +73,36 @@ def test_readme_course_map_links_every_notebook():
     readme = (ROOT / "README.md").read_text()
     for path in NOTEBOOKS:
         assert sync_notebooks.colab_url(path) in readme, f"README lacks the Colab link of {path.name}"
+
+
+def _imports(notebook) -> list[tuple[str, str]]:
+    """``(module, name)`` of every ``from coursekit... import name`` in the code cells."""
+    import ast
+
+    found = []
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        src = "\n".join(line for line in cell.source.splitlines() if not line.lstrip().startswith(("%", "!")))
+        for node in ast.walk(ast.parse(src)):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("coursekit"):
+                found += [(node.module, alias.name) for alias in node.names]
+    return found
+
+
+def test_each_name_comes_from_one_place(nb):
+    path, notebook = nb
+    origin: dict[str, set[str]] = {}
+    for module, name in _imports(notebook):
+        origin.setdefault(name, set()).add(module)
+    twice = {name: sorted(mods) for name, mods in origin.items() if len(mods) > 1}
+    assert not twice, f"{path.name}: names imported from several modules: {twice}"
+
+
+def test_recipes_come_from_the_lesson_module(nb):
+    path, notebook = nb
+    modules = {module for module, _ in _imports(notebook)}
+    stale = modules & {"coursekit.train", "coursekit.checkpoints", "coursekit.vi", "coursekit.history"}
+    assert not stale, f"{path.name} imports removed modules {sorted(stale)}"
+    code = "\n".join(c.source for c in notebook.cells if c.cell_type == "code")
+    assert "coursekit.lessons" in code, f"{path.name}: reach the lesson's recipes through coursekit.lessons"

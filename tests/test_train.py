@@ -9,12 +9,13 @@ import time
 import pytest
 import torch
 
-from coursekit.train import History, NonFiniteError, fit, load_checkpoint, save_checkpoint, smooth
+from coursekit.training import History, NonFiniteError, fit, smooth
+from coursekit.training import checkpoints
 
 WORKER = textwrap.dedent(
     """
     import sys, time, torch
-    from coursekit.train import fit
+    from coursekit.training import fit
     torch.set_num_threads(1)
     path, n_steps, pause = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
     torch.manual_seed(0)
@@ -22,13 +23,16 @@ WORKER = textwrap.dedent(
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=7, gamma=0.9)
 
+    calls = []
+
     def loss_fn(step):
+        calls.append(step)
         x = torch.randn(32, 2)          # fresh data from the RNG every step
         time.sleep(pause)
         return {"loss": ((model(x) - x.sum(1, keepdim=True).sin()) ** 2).mean(), "lr": sched.get_last_lr()[0]}
 
     h = fit(loss_fn, model, opt, n_steps, checkpoint=path, checkpoint_every=5, scheduler=sched, progress=False)
-    torch.save({"model": model.state_dict(), "steps": h.steps, "loss": h["loss"]}, path + ".final")
+    torch.save({"model": model.state_dict(), "steps": h.steps, "loss": h["loss"], "calls": calls}, path + ".final")
     """
 )
 
@@ -52,17 +56,19 @@ def test_killed_training_resumes_to_the_same_final_state(tmp_path):
     ckpt = tmp_path / "killed.pt"
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
-        if ckpt.exists() and load_checkpoint(ckpt)["step"] >= 15:
+        if ckpt.exists() and checkpoints.load(ckpt).meta["step"] >= 15:
             break
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    saved = load_checkpoint(ckpt)
+    saved = checkpoints.load(ckpt).meta
     assert 15 <= saved["step"] < n_steps, "the kill must land mid-training"
     assert not (tmp_path / "killed.pt.final").exists()
 
     _run(tmp_path, "killed.pt", n_steps)  # same command: resumes from the checkpoint
     resumed = torch.load(tmp_path / "killed.pt.final")
+    # it resumed: only the steps after the checkpoint ran again (a restart from 0 would also match the reference)
+    assert resumed["calls"] == list(range(saved["step"], n_steps))
     assert resumed["steps"] == list(range(n_steps))  # history kept, nothing lost or repeated
     assert resumed["loss"][: saved["step"]] == reference["loss"][: saved["step"]]
     assert resumed["loss"] == reference["loss"]
@@ -86,7 +92,7 @@ def test_nan_loss_stops_with_step_and_quantity(tmp_path):
 
     with pytest.raises(NonFiniteError, match="step 7: loss is nan"):
         fit(loss_fn, model, opt, 20, checkpoint=tmp_path / "c.pt", checkpoint_every=5, progress=False)
-    assert load_checkpoint(tmp_path / "c.pt")["step"] == 5  # the last good checkpoint is kept
+    assert checkpoints.load(tmp_path / "c.pt").meta["step"] == 5  # the last good checkpoint is kept
 
 
 def test_logged_scalars_are_checked_too():
@@ -130,16 +136,33 @@ def test_finished_run_is_not_repeated_and_can_be_extended(tmp_path):
 
 def test_save_checkpoint_is_atomic(tmp_path, monkeypatch):
     path = tmp_path / "c.pt"
-    save_checkpoint(path, step=1)
+    checkpoints.save(path, "test", {}, meta={"step": 1})
 
     def crash(*a, **k):
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(torch, "save", crash)
     with pytest.raises(RuntimeError):
-        save_checkpoint(path, step=2)
+        checkpoints.save(path, "test", {}, meta={"step": 2})
     monkeypatch.undo()
-    assert load_checkpoint(path)["step"] == 1  # the old checkpoint survived the failed write
+    assert checkpoints.load(path).meta["step"] == 1  # the old checkpoint survived the failed write
+
+
+def test_fit_checkpoint_holds_only_safe_types_and_restores_every_rng(tmp_path):
+    import random
+
+    import numpy as np
+
+    model, opt = _tiny()
+    fit(lambda s: model.bias.sum() ** 2, model, opt, 3, checkpoint=tmp_path / "c.pt", progress=False)
+    expected = (random.random(), np.random.rand(), torch.rand(1))
+    raw = torch.load(tmp_path / "c.pt", weights_only=True)  # no pickled objects in the file
+    assert raw["kind"] == "fit" and raw["meta"]["step"] == 3
+    random.random(), np.random.rand(), torch.rand(1)  # move every RNG on
+    from coursekit.training.loop import set_rng_state
+
+    set_rng_state(raw["meta"]["rng"])
+    assert (random.random(), np.random.rand()) == expected[:2] and torch.equal(torch.rand(1), expected[2])
 
 
 def test_history_and_smooth():
@@ -148,3 +171,11 @@ def test_history_and_smooth():
         h.append(i, {"loss": float(i)})
     assert h["loss"] == [0, 1, 2, 3, 4]
     assert smooth(h["loss"], 2).tolist() == [0.5, 1.5, 2.5, 3.5]
+
+
+def test_history_round_trips_through_a_dict():
+    h = History()
+    h.append(0, {"loss": 1.0, "kl": 2.0})
+    h.append(3, {"loss": 0.5, "kl": 1.0})
+    again = History.from_dict(h.to_dict())
+    assert again.steps == [0, 3] and again["kl"] == [2.0, 1.0]

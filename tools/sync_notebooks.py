@@ -4,7 +4,7 @@
     python tools/sync_notebooks.py          # rewrite notebooks in place
     python tools/sync_notebooks.py --check  # exit 1 and list what would change
 
-Conventions (DESIGN.md): cell 0 is Markdown with the title and the badge; cell 1 is the
+Conventions (docs/architecture.md): cell 0 is Markdown with the title and the badge; cell 1 is the
 set-up code cell (tag ``setup``), generated here; it installs coursekit only on Colab.
 Lesson 08 (TensorFlow) installs plain ``coursekit``; the others ``coursekit[torch]``,
 whose ranges Colab's preinstalled torch already satisfies (nothing gets upgraded).

@@ -1,21 +1,26 @@
 """Continuous-time models over torchdiffeq: Neural ODEs (lesson 05) and CNF / FFJORD (lesson 06).
 
-Vector fields share torchdiffeq's signature ``f(t, x) -> dx/dt``; lesson 07 trains the same
-``MLPField`` with flow matching and compares against :func:`train_ffjord`.
+Vector fields follow the kernel's protocol ``f(t, x) -> dx/dt`` (:mod:`coursekit.core.fields`,
+which also counts evaluations: ``NFECounter``). ``CNF`` is a :class:`~coursekit.flows.Bijection`,
+so ``Flow(StandardNormal(D), CNF(field))`` is a density model like the discrete flows.
+Lesson recipes (spiral data, solver tables, FFJORD training) are in
+:mod:`coursekit.lessons.neural_ode` and :mod:`coursekit.lessons.cnf`.
 """
 
-from .cnf import CNF, AugmentedDynamics, divergence_exact, divergence_hutchinson, sample_noise
-from .fields import LinearField, MLPField, ODEFunc, ResNetField, SpiralField, time_column
-from .neural_ode import NeuralODE, NFECounter, euler_resnet, odeint_any
-from .training import FFJORDResult, evaluate_nll, load_ffjord, make_ffjord, train_ffjord
+from .adjoint import AdjointSolution, solve_adjoint
+from .cnf import CNF, DIVERGENCES, AugmentedDynamics, divergence_exact, divergence_hutchinson
+from .fields import LinearField, MLPField, ODEFunc, ResNetField, SpiralField
+from .neural_ode import ADAPTIVE_METHODS, FIXED_STEP_METHODS, NeuralODE, euler_resnet, odeint_any
 
 __all__ = [
-    "CNF",
+    "ADAPTIVE_METHODS",
+    "AdjointSolution",
     "AugmentedDynamics",
-    "FFJORDResult",
+    "CNF",
+    "DIVERGENCES",
+    "FIXED_STEP_METHODS",
     "LinearField",
     "MLPField",
-    "NFECounter",
     "NeuralODE",
     "ODEFunc",
     "ResNetField",
@@ -23,11 +28,6 @@ __all__ = [
     "divergence_exact",
     "divergence_hutchinson",
     "euler_resnet",
-    "evaluate_nll",
-    "load_ffjord",
-    "make_ffjord",
     "odeint_any",
-    "sample_noise",
-    "time_column",
-    "train_ffjord",
+    "solve_adjoint",
 ]

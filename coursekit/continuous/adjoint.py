@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 from torchdiffeq import odeint
 
-from .neural_ode import NFECounter
+from ..core.fields import NFECounter
 
 
 class _AdjointDynamics(nn.Module):

@@ -1,14 +1,21 @@
 """Continuous normalizing flows (CNF) and FFJORD's Hutchinson trace estimator.
 
-The instantaneous change of variables: along ``dx/dt = f(t, x)``,
+A CNF is a bijection like the discrete flows of lessons 01–04: ``x = f(z)`` with ``f`` the
+flow map of an ODE ``dx/dt = field(t, x)`` from ``t = 0`` (the base, ``z``) to ``t = 1``
+(the data, ``x``). The discrete change of variables sums ``log|det J|`` over layers; the
+continuous one integrates the trace of the field's Jacobian along the path,
 
-    d log p_t(x(t)) / dt = −tr(∂f/∂x (t, x(t))).
+    log|det J_f(z)| = ∫_0^1 tr(∂field/∂x)(t, x(t)) dt,
 
-Convention (the same as flow matching, lesson 07): the base ``p_0`` at ``t = 0`` and the
-data at ``t = 1``. ``log_prob(x)`` integrates the augmented state ``(x, ℓ)`` from ``t = 1``
-(the data point, ``ℓ = 0``) back to ``t = 0`` with ``dℓ/dt = −tr(∂f/∂x)`` written backwards,
+which is the instantaneous change of variables ``d log p_t(x(t)) / dt = −tr(∂field/∂x)``.
+So ``Flow(StandardNormal(D), CNF(field))`` gives
 
-    log p_1(x_1) = log p_0(x_0) − ∫_0^1 tr(∂f/∂x)(t, x(t)) dt.
+    log p_1(x) = log p_0(z) − ∫_0^1 tr(∂field/∂x) dt,    z = x(0).
+
+Both directions solve the augmented state ``(x, ℓ)`` with ``dℓ/dt = tr(∂field/∂x)`` and
+``ℓ = 0`` at the start: ``forward`` from 0 to 1 (``ℓ(1) = logdet``), ``inverse`` from 1 to 0
+(``ℓ(0) = −logdet = logdet_inv``). Convention as in flow matching (lesson 07): base at
+``t = 0``, data at ``t = 1``.
 
 The trace: exact (``D`` backward passes, O(D²) for an MLP) or Hutchinson's unbiased
 ``εᵀ (∂f/∂x) ε`` with ``E[εεᵀ] = I`` (one vector-Jacobian product, O(D)), with ``ε``
@@ -22,12 +29,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..core.checks import check_input
-from ..flows.base import StandardNormal
-from .neural_ode import NFECounter, check_method, odeint_any
+from ..core.checks import check_input, one_of, positive_int
+from ..core.fields import NOISES, NFECounter, hutchinson_probe
+from ..flows.base import Bijection
+from .neural_ode import check_method, odeint_any
 
 DIVERGENCES = ("exact", "hutchinson")
-NOISES = ("rademacher", "gaussian")
 
 
 def _as_graph_input(x: Tensor, grad_mode: bool) -> Tensor:
@@ -67,12 +74,16 @@ def divergence_exact(field: nn.Module, t: Tensor, x: Tensor, dx: Tensor | None =
     return div
 
 
-def divergence_hutchinson(field: nn.Module, t: Tensor, x: Tensor, eps: Tensor, dx: Tensor | None = None,
-                          create_graph: bool | None = None) -> Tensor:
+def divergence_hutchinson(field: nn.Module, t: Tensor, x: Tensor, eps: Tensor | None = None,
+                          dx: Tensor | None = None, create_graph: bool | None = None,
+                          noise: str = "rademacher") -> Tensor:
     """Hutchinson's estimate ``εᵀ (∂f/∂x) ε`` per sample: one vector-Jacobian product.
 
-    Unbiased when ``E[ε εᵀ] = I`` (Rademacher or standard Gaussian ``ε``, same shape as x).
+    Unbiased when ``E[ε εᵀ] = I``. ``eps`` (shape of ``x``) defaults to a fresh
+    :func:`~coursekit.core.fields.hutchinson_probe` of kind ``noise`` (Rademacher or Gaussian).
     """
+    if eps is None:
+        eps = hutchinson_probe(x, noise)
     if eps.shape != x.shape:
         raise ValueError(f"eps must have the shape of x {tuple(x.shape)}, got {tuple(eps.shape)}")
     grad_mode = torch.is_grad_enabled()
@@ -83,23 +94,14 @@ def divergence_hutchinson(field: nn.Module, t: Tensor, x: Tensor, eps: Tensor, d
     return (eps_j * eps).sum(dim=1)
 
 
-def sample_noise(like: Tensor, noise: str) -> Tensor:
-    """``ε`` with ``E[εεᵀ] = I``: Rademacher (±1, lowest variance) or standard Gaussian."""
-    if noise == "rademacher":
-        return torch.randint(0, 2, like.shape, device=like.device).to(like.dtype) * 2 - 1
-    if noise == "gaussian":
-        return torch.randn_like(like)
-    raise ValueError(f"noise must be one of {NOISES}, got {noise!r}")
-
-
 class AugmentedDynamics(nn.Module):
-    """``(x, ℓ) ↦ (f(t, x), −tr(∂f/∂x))``: the ODE a CNF integrates."""
+    """``(x, ℓ) ↦ (f(t, x), tr(∂f/∂x))``: the ODE a CNF integrates (ℓ accumulates the log-det)."""
 
     def __init__(self, field: nn.Module, divergence: str = "exact"):
         super().__init__()
         self.field = field
         self.divergence = divergence
-        self.eps: Tensor | None = None  # drawn once per solve by CNF
+        self.eps: Tensor | None = None  # Hutchinson's ε, drawn once per solve by CNF
 
     def forward(self, t: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
         x = state[0]
@@ -113,86 +115,88 @@ class AugmentedDynamics(nn.Module):
                 div = divergence_hutchinson(self.field, t, x, self.eps, dx, create_graph=create)
         if not create:
             dx, div = dx.detach(), div.detach()
-        return dx, -div
+        return dx, div
 
 
-class CNF(nn.Module):
-    """A continuous normalizing flow: base ``p_0`` at t=0, data at t=1 (as in flow matching).
+class CNF(Bijection):
+    """A continuous normalizing flow as a bijection: ``x = f(z)`` is the flow of ``field`` from t=0 to t=1.
 
-    ``log_prob(x)`` integrates data → base on the augmented state; ``sample(n)`` base →
-    data on ``x`` alone; ``sample_and_log_prob(n)`` base → data with the log-density.
-    ``nfe`` counts the evaluations of the dynamics in the last call (forward solve, plus
-    the adjoint's backward solve after ``.backward()`` when ``adjoint=True``).
+    ``forward(z) -> (x, logdet)`` and ``inverse(x) -> (z, logdet_inv)`` each solve the
+    augmented ODE once; ``Flow(StandardNormal(dim), CNF(field))`` is the density model.
+    ``dim`` defaults to ``field.dim``. ``nfe`` counts the evaluations of the dynamics in the
+    last solve (plus the adjoint's backward solve after ``.backward()`` when ``adjoint=True``).
     """
 
-    def __init__(self, field: nn.Module, base: nn.Module | None = None, divergence: str = "exact",
+    def __init__(self, field: nn.Module, dim: int | None = None, divergence: str = "exact",
                  noise: str = "rademacher", method: str = "dopri5", rtol: float = 1e-5, atol: float = 1e-5,
                  adjoint: bool = False, options: dict | None = None):
         super().__init__()
         if not isinstance(field, nn.Module):
             raise TypeError(f"field must be an nn.Module with forward(t, x), got {type(field).__name__}")
-        if divergence not in DIVERGENCES:
-            raise ValueError(f"divergence must be one of {DIVERGENCES}, got {divergence!r}")
-        if noise not in NOISES:
-            raise ValueError(f"noise must be one of {NOISES}, got {noise!r}")
-        check_method(method, rtol, atol)
-        dim = getattr(field, "dim", None)
-        if base is None:
+        if dim is None:
+            dim = getattr(field, "dim", None)
             if not isinstance(dim, int):
-                raise ValueError("base is None and field has no int attribute 'dim'; pass base explicitly")
-            base = StandardNormal(dim)
-        self.field, self.base = field, base
+                raise ValueError("field has no int attribute 'dim'; pass dim explicitly")
+        self.event_shape = (positive_int(dim, "dim"),)
+        one_of(divergence, DIVERGENCES, "divergence")
+        one_of(noise, NOISES, "noise")
+        check_method(method, rtol, atol)
+        self.field = field
         self.dynamics = NFECounter(AugmentedDynamics(field, divergence))
         self.noise, self.method, self.rtol, self.atol = noise, method, float(rtol), float(atol)
         self.adjoint, self.options = bool(adjoint), options
 
     @property
+    def dim(self) -> int:
+        return self.event_shape[0]
+
+    @property
     def divergence(self) -> str:
+        """``"exact"`` or ``"hutchinson"``: how the dynamics compute ``tr(∂f/∂x)`` (switchable)."""
         return self.dynamics.field.divergence
 
     @divergence.setter
     def divergence(self, value: str) -> None:
-        if value not in DIVERGENCES:
-            raise ValueError(f"divergence must be one of {DIVERGENCES}, got {value!r}")
-        self.dynamics.field.divergence = value
+        self.dynamics.field.divergence = one_of(value, DIVERGENCES, "divergence")
 
     @property
     def nfe(self) -> int:
         return self.dynamics.nfe
 
-    @property
-    def dim(self) -> int:
-        return self.base.dim
-
-    def _anchor(self) -> Tensor:
-        return next(self.field.parameters(), self.base._anchor)
-
-    def integrate(self, x: Tensor, logp: Tensor, t: Tensor | list[float]) -> tuple[Tensor, Tensor]:
-        """Solve the augmented ODE from ``t[0]`` through ``t``; returns trajectories of x and ℓ."""
-        t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
+    def _solve(self, x: Tensor, t0: float, t1: float) -> tuple[Tensor, Tensor]:
+        """``(x(t1), ∫_{t0}^{t1} tr(∂f/∂x) dt)`` starting from ``x(t0) = x``."""
+        t = torch.tensor([t0, t1], dtype=x.dtype, device=x.device)
         self.dynamics.reset()
-        self.dynamics.field.eps = sample_noise(x, self.noise) if self.divergence == "hutchinson" else None
-        xs, ls = odeint_any(self.dynamics, (x, logp), t, method=self.method, rtol=self.rtol, atol=self.atol,
-                            adjoint=self.adjoint, options=self.options)
-        return xs, ls
+        self.dynamics.field.eps = hutchinson_probe(x, self.noise) if self.divergence == "hutchinson" else None
+        xs, ls = odeint_any(self.dynamics, (x, x.new_zeros(x.shape[0])), t, method=self.method, rtol=self.rtol,
+                            atol=self.atol, adjoint=self.adjoint, options=self.options)
+        return xs[-1], ls[-1]
 
-    def log_prob(self, x: Tensor, t: float = 1.0) -> Tensor:
-        """``log p_t(x) = log p_0(x_0) − ∫_0^t tr(∂f/∂x) ds``, shape ``(batch,)`` (data: ``t = 1``).
+    def _forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        return self._solve(z, 0.0, 1.0)  # logdet = ∫_0^1 tr dt
 
-        Integrates the augmented state from ``t`` down to 0; ``t = 0`` is the base itself.
+    def _inverse(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        return self._solve(x, 1.0, 0.0)  # ∫_1^0 tr dt = −logdet
+
+    def log_prob_at(self, x: Tensor, t: float, base: nn.Module) -> Tensor:
+        """``log p_t(x) = log p_0(x_0) − ∫_0^t tr(∂f/∂x) ds``, the density at time ``t`` of ``base`` pushed by the flow.
+
+        Solves from ``t`` down to 0; ``t = 1`` is the flow's ``log_prob``, ``t = 0`` the base itself.
         """
-        check_input(x, "x", (self.dim,))
+        check_input(x, "x", self.event_shape)
         if not 0.0 <= float(t) <= 1.0:
             raise ValueError(f"t must lie in [0, 1], got {t}")
         if float(t) == 0.0:
             self.dynamics.reset()
-            return self.base.log_prob(x)
-        xs, ls = self.integrate(x, x.new_zeros(x.shape[0]), [float(t), 0.0])
-        # ℓ(0) = ∫_t^0 −tr ds = +∫_0^t tr ds
-        return self.base.log_prob(xs[-1]) - ls[-1]
+            return base.log_prob(x)
+        z, logdet_inv = self._solve(x, float(t), 0.0)
+        return base.log_prob(z) + logdet_inv
 
-    def transform(self, x: Tensor, t0: float, t1: float, n_times: int = 2) -> Tensor:
-        """Move points along the flow from ``t0`` to ``t1`` (no divergence): ``(n_times, batch, D)``."""
+    def trajectory(self, x: Tensor, t0: float = 0.0, t1: float = 1.0, n_times: int = 2) -> Tensor:
+        """Points carried by the flow from ``t0`` to ``t1`` (field only, no trace): ``(n_times, batch, dim)``."""
+        check_input(x, "x", self.event_shape)
+        if not isinstance(n_times, int) or isinstance(n_times, bool) or n_times < 2:
+            raise ValueError(f"n_times must be an int >= 2 (the start and the end at least), got {n_times!r}")
         t = torch.linspace(t0, t1, n_times, dtype=x.dtype, device=x.device)
         counter = NFECounter(self.field)
         out = odeint_any(counter, x, t, method=self.method, rtol=self.rtol, atol=self.atol,
@@ -200,17 +204,5 @@ class CNF(nn.Module):
         self.dynamics.nfe = counter.nfe
         return out
 
-    def sample(self, n: int) -> Tensor:
-        """``x_1 = φ_{0→1}(z)``, ``z ~ p_0``: integrate the field only (no trace needed)."""
-        z = self.base.sample(n).to(self._anchor().dtype)
-        return self.transform(z, 0.0, 1.0)[-1]
 
-    def sample_and_log_prob(self, n: int) -> tuple[Tensor, Tensor]:
-        """Samples and their log-density in one base → data solve."""
-        z = self.base.sample(n).to(self._anchor().dtype)
-        xs, ls = self.integrate(z, self.base.log_prob(z), [0.0, 1.0])
-        return xs[-1], ls[-1]
-
-
-__all__ = ["AugmentedDynamics", "CNF", "DIVERGENCES", "NOISES", "divergence_exact", "divergence_hutchinson",
-           "sample_noise"]
+__all__ = ["AugmentedDynamics", "CNF", "DIVERGENCES", "divergence_exact", "divergence_hutchinson"]

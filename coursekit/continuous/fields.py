@@ -5,6 +5,9 @@ these fields integrated by an ODE solver:
 
     h(t_1) = h(t_0) + ∫_{t_0}^{t_1} f(t, h(t); θ) dt.
 
+Each field accepts ``t`` as a number, a 0-d tensor or one time per sample
+(:func:`coursekit.core.fields.batch_time`) and has an int ``dim``, the size of ``x``.
+
 Taught in: notebooks 05, 06 (and 07 trains the same ``MLPField`` with flow matching).
 """
 
@@ -15,29 +18,10 @@ import math
 import torch
 from torch import Tensor, nn
 
+from ..core.checks import positive_int
+from ..core.fields import batch_time
+
 _ACTIVATIONS = {"softplus": nn.Softplus, "tanh": nn.Tanh, "silu": nn.SiLU, "elu": nn.ELU, "relu": nn.ReLU}
-
-
-def _check_positive_int(value: object, name: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
-
-
-def time_column(t: Tensor | float, x: Tensor) -> Tensor:
-    """``t`` as a ``(batch, 1)`` column on ``x``'s device and dtype.
-
-    ``t`` may be a Python number, a 0-d tensor (what ``odeint`` passes), or a tensor of
-    shape ``(batch,)`` / ``(batch, 1)`` (one time per sample, as in flow matching).
-    """
-    if not isinstance(x, Tensor) or x.dim() != 2:
-        raise ValueError(f"x must be a tensor of shape (batch, dim), got {getattr(x, 'shape', type(x).__name__)}")
-    t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
-    if t.dim() == 0 or t.numel() == 1:
-        return t.reshape(1, 1).expand(x.shape[0], 1)
-    if t.shape in {(x.shape[0],), (x.shape[0], 1)}:
-        return t.reshape(x.shape[0], 1)
-    raise ValueError(f"t must be a scalar or have shape ({x.shape[0]},) or ({x.shape[0]}, 1), got {tuple(t.shape)}")
 
 
 class MLPField(nn.Module):
@@ -50,9 +34,9 @@ class MLPField(nn.Module):
 
     def __init__(self, dim: int, hidden: int = 64, n_layers: int = 3, activation: str = "softplus"):
         super().__init__()
-        self.dim = _check_positive_int(dim, "dim")
-        _check_positive_int(hidden, "hidden")
-        _check_positive_int(n_layers, "n_layers")
+        self.dim = positive_int(dim, "dim")
+        positive_int(hidden, "hidden")
+        positive_int(n_layers, "n_layers")
         if activation not in _ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
         layers: list[nn.Module] = []
@@ -66,7 +50,7 @@ class MLPField(nn.Module):
     def forward(self, t: Tensor | float, x: Tensor) -> Tensor:
         if not isinstance(x, Tensor) or x.dim() != 2 or x.shape[1] != self.dim:
             raise ValueError(f"x must have shape (batch, {self.dim}), got {getattr(x, 'shape', type(x).__name__)}")
-        return self.net(torch.cat([x, time_column(t, x)], dim=1))
+        return self.net(torch.cat([x, batch_time(t, x)[:, None]], dim=1))
 
 
 class ODEFunc(nn.Module):
@@ -78,7 +62,7 @@ class ODEFunc(nn.Module):
 
     def __init__(self, dim: int = 2, hidden: int = 50, cubic: bool = True):
         super().__init__()
-        self.dim = _check_positive_int(dim, "dim")
+        self.dim = positive_int(dim, "dim")
         self.cubic = bool(cubic)
         self.net = nn.Sequential(nn.Linear(dim, hidden), nn.Tanh(), nn.Linear(hidden, dim))
         for m in self.net.modules():  # small initial field: the first solves are cheap
@@ -102,6 +86,7 @@ class LinearField(nn.Module):
         A = torch.as_tensor(A)
         if A.dim() != 2 or A.shape[0] != A.shape[1] or not A.is_floating_point():
             raise ValueError(f"A must be a square floating matrix, got shape {tuple(A.shape)} dtype {A.dtype}")
+        self.dim = A.shape[0]
         if trainable:
             self.A = nn.Parameter(A.clone())
         else:
@@ -123,6 +108,7 @@ class SpiralField(nn.Module):
 
     def __init__(self, damping: float = 0.1, speed: float = 2.0):
         super().__init__()
+        self.dim = 2
         A = torch.tensor([[-damping, speed], [-speed, -damping]], dtype=torch.float64)
         self.register_buffer("A", A)
 
@@ -139,7 +125,8 @@ class ResNetField(nn.Module):
 
     def __init__(self, dim: int, n_steps: int, hidden: int = 32, T: float = 1.0):
         super().__init__()
-        self.n_steps = _check_positive_int(n_steps, "n_steps")
+        self.dim = positive_int(dim, "dim")
+        self.n_steps = positive_int(n_steps, "n_steps")
         self.T = float(T)
         self.blocks = nn.ModuleList(
             nn.Sequential(nn.Linear(dim, hidden), nn.Tanh(), nn.Linear(hidden, dim)) for _ in range(n_steps)
@@ -157,4 +144,4 @@ class ResNetField(nn.Module):
         return h
 
 
-__all__ = ["LinearField", "MLPField", "ODEFunc", "ResNetField", "SpiralField", "time_column"]
+__all__ = ["LinearField", "MLPField", "ODEFunc", "ResNetField", "SpiralField"]

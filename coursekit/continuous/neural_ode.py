@@ -8,7 +8,8 @@ number of steps); ``adjoint=True`` solves the adjoint ODE backwards instead,
     a(t) = ∂L/∂h(t),   da/dt = −a(t)ᵀ ∂f/∂h,   dL/dθ = −∫_{t_1}^{t_0} a(t)ᵀ ∂f/∂θ dt,
 
 re-integrating h(t) backwards: memory stays flat, at the price of more evaluations of f.
-``NFECounter`` counts the evaluations of f (NFE) in the forward and backward passes.
+:class:`coursekit.core.fields.NFECounter` counts the evaluations of f (NFE) in the forward
+and backward passes.
 
 Taught in: notebook 05.
 """
@@ -21,32 +22,16 @@ import torch
 from torch import Tensor, nn
 from torchdiffeq import odeint, odeint_adjoint
 
+from ..core.checks import one_of, positive_int
+from ..core.fields import NFECounter
+
 FIXED_STEP_METHODS = {"euler", "midpoint", "rk4", "explicit_adams", "implicit_adams", "heun3"}
 ADAPTIVE_METHODS = {"dopri5", "dopri8", "bosh3", "adaptive_heun", "fehlberg2"}
 
 
-class NFECounter(nn.Module):
-    """Wrap a field ``f(t, x)`` and count its evaluations in ``.nfe`` (``.reset()`` zeroes it)."""
-
-    def __init__(self, field: nn.Module):
-        super().__init__()
-        if not callable(field):
-            raise TypeError(f"field must be a callable f(t, x), got {type(field).__name__}")
-        self.field = field
-        self.nfe = 0
-
-    def reset(self) -> None:
-        self.nfe = 0
-
-    def forward(self, t: Tensor, x):
-        self.nfe += 1
-        return self.field(t, x)
-
-
 def check_method(method: str, rtol: float, atol: float) -> None:
     """Raise ``ValueError`` for an unknown solver or non-positive tolerances."""
-    if method not in FIXED_STEP_METHODS | ADAPTIVE_METHODS:
-        raise ValueError(f"method must be one of {sorted(FIXED_STEP_METHODS | ADAPTIVE_METHODS)}, got {method!r}")
+    one_of(method, FIXED_STEP_METHODS | ADAPTIVE_METHODS, "method")
     if not (rtol > 0 and atol > 0):
         raise ValueError(f"rtol and atol must be positive, got rtol={rtol}, atol={atol}")
 
@@ -130,8 +115,7 @@ class NeuralODE(nn.Module):
 
 def euler_resnet(field: nn.Module, h0: Tensor, t0: float, t1: float, n_steps: int) -> Tensor:
     """Euler's method written as a residual network: ``h ← h + Δt·f(t_k, h)``, ``n_steps`` times."""
-    if not isinstance(n_steps, int) or n_steps < 1:
-        raise ValueError(f"n_steps must be a positive int, got {n_steps!r}")
+    positive_int(n_steps, "n_steps")
     dt = (t1 - t0) / n_steps
     h = h0
     for k in range(n_steps):
@@ -140,5 +124,5 @@ def euler_resnet(field: nn.Module, h0: Tensor, t0: float, t1: float, n_steps: in
     return h
 
 
-__all__ = ["ADAPTIVE_METHODS", "FIXED_STEP_METHODS", "NFECounter", "NeuralODE", "check_method",
-           "check_times", "euler_resnet", "odeint_any"]
+__all__ = ["ADAPTIVE_METHODS", "FIXED_STEP_METHODS", "NeuralODE", "check_method", "check_times", "euler_resnet",
+           "odeint_any"]

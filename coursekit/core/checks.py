@@ -24,6 +24,17 @@ def positive_int(value: object, name: str) -> int:
     return value
 
 
+def event_shape_of(dim: object, name: str = "dim") -> tuple[int, ...]:
+    """The event shape of a layer: an int ``D`` gives ``(D,)``; a shape ``(C, H, W)`` is kept.
+
+    Raises ``ValueError`` naming ``name`` unless every entry is a positive int (not a bool)."""
+    shape = (dim,) if isinstance(dim, int) else tuple(dim) if isinstance(dim, Sequence) else None
+    if shape is None or len(shape) not in (1, 3) or any(
+            not isinstance(d, int) or isinstance(d, bool) or d < 1 for d in shape):
+        raise ValueError(f"{name} must be an int D or a shape (C, H, W) of positive ints, got {dim!r}")
+    return shape
+
+
 def one_of(value: object, choices: Collection, name: str) -> object:
     """``value`` if it is one of ``choices``, else ``ValueError`` listing them."""
     if value not in choices:
@@ -57,4 +68,4 @@ def check_input(x: object, name: str, event_shape: Sequence[int] | None = None) 
     return x
 
 
-__all__ = ["check_input", "one_of", "positive_int", "set_validation"]
+__all__ = ["check_input", "event_shape_of", "one_of", "positive_int", "set_validation"]

@@ -39,12 +39,27 @@ def moons(n: int, generator: Generator = None, noise: float = 0.1) -> Tensor:
     return pts * 2 + torch.tensor([-1.0, -0.2])
 
 
-def eight_gaussians(n: int, generator: Generator = None, scale: float = 4.0, std: float = 0.5) -> Tensor:
-    """Eight Gaussians on a circle of radius ``scale`` (then divided by √2)."""
-    angles = torch.arange(8) * (2 * math.pi / 8)
-    centers = scale * torch.stack([torch.cos(angles), torch.sin(angles)], 1)
+# FFJORD's 8gaussians: centres on a circle of radius 4, std 0.5, all divided by √2
+EIGHT_GAUSSIANS_STD = 0.5 / math.sqrt(2)
+
+
+def eight_gaussians_means(dtype: torch.dtype = torch.float32) -> Tensor:
+    """The eight centres m_k = 4 (cos kπ/4, sin kπ/4) / √2, shape (8, 2)."""
+    angles = torch.arange(8, dtype=dtype) * (2 * math.pi / 8)
+    return 4 * torch.stack([torch.cos(angles), torch.sin(angles)], 1) / math.sqrt(2)
+
+
+def eight_gaussians(n: int, generator: Generator = None) -> Tensor:
+    """Eight Gaussians: q = (1/8) Σ_k N(m_k, s² I) with ``eight_gaussians_means()``, s = ``EIGHT_GAUSSIANS_STD``."""
     idx = torch.randint(0, 8, (n,), generator=generator)
-    return (centers[idx] + std * _randn(n, generator, 2)) / math.sqrt(2)
+    return eight_gaussians_means()[idx] + EIGHT_GAUSSIANS_STD * _randn(n, generator, 2)
+
+
+def eight_gaussians_log_prob(x: Tensor) -> Tensor:
+    """The exact log-density of :func:`eight_gaussians` at ``x`` (n, 2), shape (n,)."""
+    sq = (x[:, None, :] - eight_gaussians_means(x.dtype).to(x.device)[None]).pow(2).sum(-1)  # (n, 8)
+    log_n = -0.5 * sq / EIGHT_GAUSSIANS_STD**2 - math.log(2 * math.pi * EIGHT_GAUSSIANS_STD**2)
+    return torch.logsumexp(log_n, 1) - math.log(8)
 
 
 def checkerboard(n: int, generator: Generator = None) -> Tensor:

@@ -8,11 +8,12 @@ from .actnorm import ActNorm
 from ..core.checks import check_input, set_validation
 from .base import Bijection, Compose, Flow, Inverse, StandardNormal
 from .coupling import AffineCoupling
+from .dequantize import Dequantize, LogitTransform, bits_per_dim, sample_at_temperature
 from .elementwise import ElementwiseAffine, Linear, TanhWarp
-from .glow import Dequantize, LogitTransform, bits_per_dim, mnist_glow, sample_at_temperature
+from .glow import Glow, glow_2d, glow_step, mnist_glow
 from .invconv import InvConv1x1, Permutation
 from .iresnet import ConvSpectralNorm, FixedPointInfo, IResBlock
-from .multiscale import Glow, Split, Squeeze, glow_2d, glow_step
+from .multiscale import Split, Squeeze
 from .planar import Planar
 from .radial import Radial
 from .roots import solve_increasing

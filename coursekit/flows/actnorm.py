@@ -22,8 +22,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from ..core.checks import event_shape_of, one_of
 from .base import Bijection
-from .coupling import _check_shape
 
 
 class ActNorm(Bijection):
@@ -31,7 +31,7 @@ class ActNorm(Bijection):
 
     def __init__(self, dim: int | Sequence[int], eps: float = 1e-6):
         super().__init__()
-        self.event_shape = _check_shape(dim)
+        self.event_shape = event_shape_of(dim)
         c = self.event_shape[0]
         self.eps = float(eps)
         self.log_scale = nn.Parameter(torch.zeros(c))
@@ -59,15 +59,14 @@ class ActNorm(Bijection):
     @torch.no_grad()
     def initialize(self, v: Tensor, direction: str = "inverse") -> None:
         """Set ``(log_scale, shift)`` so that the output of ``direction`` on ``v`` is standardized."""
+        one_of(direction, ("forward", "inverse"), "direction")
         mean, std = self._channel_stats(v)
         if direction == "inverse":  # z = (x − b)·e^{−s} standardized: b = mean, e^s = std
             self.shift.copy_(mean)
             self.log_scale.copy_(std.log())
-        elif direction == "forward":  # x = z·e^s + b standardized: e^s = 1/std, b = −mean/std
+        else:  # x = z·e^s + b standardized: e^s = 1/std, b = −mean/std
             self.log_scale.copy_(-std.log())
             self.shift.copy_(-mean / std)
-        else:
-            raise ValueError(f"direction must be 'forward' or 'inverse', got {direction!r}")
         self.initialized.fill_(True)
 
     def _logdet(self, v: Tensor) -> Tensor:

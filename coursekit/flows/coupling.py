@@ -29,6 +29,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from ..core.checks import event_shape_of, positive_int
 from .base import Bijection
 
 VECTOR_MASKS = ("half", "alternate")
@@ -56,13 +57,6 @@ def make_mask(shape: Sequence[int], kind: str, parity: bool = False) -> Tensor:
         raise ValueError(f"shape must be (D,) or (C, H, W), got {shape}")
     mask = mask.to(torch.get_default_dtype())
     return 1.0 - mask if parity else mask
-
-
-def _check_shape(dim: int | Sequence[int]) -> tuple[int, ...]:
-    shape = (dim,) if isinstance(dim, int) else tuple(dim)
-    if len(shape) not in (1, 3) or any((not isinstance(d, int)) or d < 1 for d in shape):
-        raise ValueError(f"dim must be an int D or a shape (C, H, W) of positive ints, got {dim!r}")
-    return shape
 
 
 def mlp_conditioner(d_in: int, d_out: int, hidden: int, depth: int = 2) -> nn.Sequential:
@@ -101,12 +95,11 @@ class AffineCoupling(Bijection):
     def __init__(self, dim: int | Sequence[int], hidden: int = 64, mask: str | None = None,
                  parity: bool = False, scale_bound: float = 2.0, depth: int = 2):
         super().__init__()
-        shape = _check_shape(dim)
-        self.event_shape = shape
+        shape = self.event_shape = event_shape_of(dim)
         if mask is None:
             mask = "half" if len(shape) == 1 else "channel"
-        if not isinstance(hidden, int) or hidden < 1:
-            raise ValueError(f"hidden must be a positive int, got {hidden!r}")
+        positive_int(hidden, "hidden")
+        positive_int(depth, "depth")
         if not scale_bound > 0:
             raise ValueError(f"scale_bound must be positive, got {scale_bound!r}")
         m = make_mask(shape, mask, parity)

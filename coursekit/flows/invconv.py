@@ -24,8 +24,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from ..core.checks import event_shape_of, one_of
 from .base import Bijection
-from .coupling import _check_shape
 
 
 def _mix(w: Tensor, v: Tensor) -> Tensor:
@@ -43,7 +43,7 @@ class InvConv1x1(Bijection):
 
     def __init__(self, dim: int | Sequence[int], lu: bool = False, weight: Tensor | None = None):
         super().__init__()
-        self.event_shape = _check_shape(dim)
+        self.event_shape = event_shape_of(dim)
         c = self.event_shape[0]
         self.lu = bool(lu)
         if weight is None:
@@ -113,15 +113,14 @@ class Permutation(Bijection):
 
     def __init__(self, dim: int | Sequence[int], kind: str = "reverse", seed: int | None = None):
         super().__init__()
-        self.event_shape = _check_shape(dim)
+        self.event_shape = event_shape_of(dim)
         c = self.event_shape[0]
+        one_of(kind, ("reverse", "shuffle"), "kind")
         if kind == "reverse":
             perm = torch.arange(c - 1, -1, -1)
-        elif kind == "shuffle":
+        else:
             gen = None if seed is None else torch.Generator().manual_seed(seed)
             perm = torch.randperm(c, generator=gen)
-        else:
-            raise ValueError(f"kind must be 'reverse' or 'shuffle', got {kind!r}")
         self.kind = kind
         self.register_buffer("perm", perm)
         self.register_buffer("inv_perm", torch.argsort(perm))

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
 
+from ..core.checks import event_shape_of, one_of, positive_int
 from .base import Bijection
 
 # 1-Lipschitz activations φ and their derivatives φ' (LipSwish x·sigmoid(x)/1.1 as in Residual Flows)
@@ -81,13 +82,6 @@ class ConvSpectralNorm(nn.Module):
         return w / sigma
 
 
-def _check_dim(dim: int | Sequence[int]) -> tuple[int, ...]:
-    shape = (dim,) if isinstance(dim, int) else tuple(dim)
-    if len(shape) not in (1, 3) or any(not isinstance(d, int) or isinstance(d, bool) or d < 1 for d in shape):
-        raise ValueError(f"dim must be an int D or a shape (C, H, W) of positive ints, got {dim!r}")
-    return shape
-
-
 class IResBlock(Bijection):
     """``x = z + g(z)`` with spectrally normalized weights (``Lip(g) ≤ λ^L``, ``λ < 1``).
 
@@ -103,17 +97,14 @@ class IResBlock(Bijection):
                  activation: str = "elu", logdet: str = "exact", n_terms: int = 10, n_samples: int = 1,
                  tol: float = 1e-8, max_iter: int = 500, n_power_iterations: int = 1, strict: bool = True):
         super().__init__()
-        self.event_shape = shape = _check_dim(dim)
+        self.event_shape = shape = event_shape_of(dim)
         for name, v in (("hidden", hidden), ("depth", depth), ("n_terms", n_terms), ("n_samples", n_samples),
                         ("max_iter", max_iter), ("n_power_iterations", n_power_iterations)):
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
+            positive_int(v, name)
         if not isinstance(lam, (int, float)) or not (0 < lam < 1 or (not strict and lam > 0)):
             raise ValueError(f"lam must be a float in (0, 1) (Lip(g) < 1 keeps f invertible), got {lam!r}")
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
-        if logdet not in ("exact", "series"):
-            raise ValueError(f"logdet must be 'exact' or 'series', got {logdet!r}")
+        one_of(activation, ACTIVATIONS, "activation")
+        one_of(logdet, ("exact", "series"), "logdet")
         if not tol > 0:
             raise ValueError(f"tol must be positive, got {tol!r}")
         self.lam, self.activation, self.logdet_mode = float(lam), activation, logdet
@@ -194,8 +185,8 @@ class IResBlock(Bijection):
         """
         n = self.n_terms if n_terms is None else n_terms
         s = self.n_samples if n_samples is None else n_samples
-        if not isinstance(n, int) or n < 1 or not isinstance(s, int) or s < 1:
-            raise ValueError(f"n_terms and n_samples must be positive ints, got {n!r}, {s!r}")
+        positive_int(n, "n_terms")
+        positive_int(s, "n_samples")
         ws = self.weights() if weights is None else weights
         if exact_trace:
             jac, total = self.jacobian_g(z, ws), z.new_zeros(z.shape[0])

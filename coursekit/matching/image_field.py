@@ -13,13 +13,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-
-def time_embedding(t: Tensor, dim: int) -> Tensor:
-    """Sinusoidal features [sin(ω_k t), cos(ω_k t)] of t ∈ [0, 1], ω_k from 1 to 100; shape (batch, dim)."""
-    half = dim // 2
-    freqs = torch.exp(torch.linspace(0.0, math.log(100.0), half, dtype=t.dtype, device=t.device))
-    ang = t[:, None] * freqs[None]
-    return torch.cat([torch.sin(ang), torch.cos(ang)], 1)
+from ..core.checks import positive_int
+from ..core.fields import batch_time, time_embedding
 
 
 class MLPImageField(nn.Module):
@@ -33,10 +28,14 @@ class MLPImageField(nn.Module):
     def __init__(self, shape: tuple[int, ...] = (1, 28, 28), hidden: int = 512, n_layers: int = 3,
                  t_dim: int = 32):
         super().__init__()
-        if not shape or any(not isinstance(s, int) or s < 1 for s in shape):
-            raise ValueError(f"shape must be positive ints, got {shape!r}")
-        self.shape, self.t_dim = tuple(shape), t_dim
-        dim = math.prod(shape)
+        if not isinstance(shape, (tuple, list)) or not shape:
+            raise ValueError(f"shape must be a non-empty tuple of positive ints, got {shape!r}")
+        self.shape = tuple(positive_int(s, "shape entries") for s in shape)
+        self.hidden, self.n_layers = positive_int(hidden, "hidden"), positive_int(n_layers, "n_layers")
+        self.t_dim = positive_int(t_dim, "t_dim")
+        if t_dim % 2:
+            raise ValueError(f"t_dim must be even (sin and cos of t_dim / 2 frequencies), got {t_dim}")
+        dim = math.prod(self.shape)
         layers: list[nn.Module] = []
         width = dim + t_dim
         for _ in range(n_layers):
@@ -50,14 +49,16 @@ class MLPImageField(nn.Module):
         nn.init.zeros_(self.skip.weight)
         nn.init.zeros_(self.skip.bias)
 
+    def config(self) -> dict:
+        """The constructor's arguments: ``MLPImageField(**field.config())`` rebuilds the architecture."""
+        return {"shape": self.shape, "hidden": self.hidden, "n_layers": self.n_layers, "t_dim": self.t_dim}
+
     def forward(self, t: Tensor | float, x: Tensor) -> Tensor:
         if x.shape[1:] != self.shape:
             raise ValueError(f"x must have shape (batch, {', '.join(map(str, self.shape))}), got {tuple(x.shape)}")
-        t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
-        t = t.expand(x.shape[0]) if t.ndim == 0 else t.reshape(x.shape[0])
-        emb = time_embedding(t, self.t_dim)
+        emb = time_embedding(batch_time(t, x), self.t_dim)  # [sin, cos], ω from 1 to 100
         flat = x.flatten(1)
         return (self.net(torch.cat([flat, emb], 1)) + self.skip(emb) * flat).reshape(x.shape)
 
 
-__all__ = ["MLPImageField", "time_embedding"]
+__all__ = ["MLPImageField"]

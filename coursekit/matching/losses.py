@@ -14,9 +14,9 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from ..core.fields import VectorField
 from .paths import AffinePath, PathSample
 
-Field = Callable[[Tensor, Tensor], Tensor]
 Coupling = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
 
 
@@ -31,12 +31,12 @@ def _squared_error(v: Tensor, u: Tensor, reduce_dims: str) -> Tensor:
     raise ValueError(f"reduce_dims must be 'sum' or 'mean', got {reduce_dims!r}")
 
 
-def cfm_loss(field: Field, x1: Tensor, path: AffinePath, x0: Tensor | None = None,
+def cfm_loss(field: VectorField, x1: Tensor, path: AffinePath, x0: Tensor | None = None,
              coupling: Coupling | None = None, t: Tensor | None = None,
              reduce_dims: str = "sum", return_sample: bool = False) -> Tensor | tuple[Tensor, PathSample]:
     """Monte Carlo L_CFM on a minibatch: ``mean_i ‖field(t_i, x_t^i) − u_t^i‖²``.
 
-    ``field(t, x)`` has torchdiffeq's signature with ``t`` of shape (batch,). ``x0`` defaults
+    ``field(t, x)`` receives one time per sample, ``t`` of shape (batch,). ``x0`` defaults
     to N(0, I) noise; ``coupling(x0, x1) -> (x0, x1)`` re-pairs them first (e.g.
     :func:`~coursekit.matching.couplings.ot_coupling`). ``reduce_dims="mean"`` averages over
     the trailing dims instead of summing (handy for images and latents).
@@ -52,7 +52,7 @@ def cfm_loss(field: Field, x1: Tensor, path: AffinePath, x0: Tensor | None = Non
     return (loss, s) if return_sample else loss
 
 
-def fm_loss(field: Field, t: Tensor, x: Tensor, u_marginal: Tensor, reduce_dims: str = "sum") -> Tensor:
+def fm_loss(field: VectorField, t: Tensor, x: Tensor, u_marginal: Tensor, reduce_dims: str = "sum") -> Tensor:
     """Monte Carlo L_FM at points ``x ~ p_t`` given the marginal field ``u_marginal = u_t(x)``.
 
     Only computable when u_t(x) is known in closed form (see :mod:`coursekit.matching.marginal`).
@@ -60,4 +60,4 @@ def fm_loss(field: Field, t: Tensor, x: Tensor, u_marginal: Tensor, reduce_dims:
     return _squared_error(field(t, x), u_marginal, reduce_dims).mean()
 
 
-__all__ = ["Coupling", "Field", "cfm_loss", "fm_loss"]
+__all__ = ["Coupling", "cfm_loss", "fm_loss"]

@@ -19,7 +19,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .paths import AffinePath, expand_time
+from ..core.fields import batch_time
+from ..data.toy2d import EIGHT_GAUSSIANS_STD, eight_gaussians_means
+from .paths import AffinePath
 
 
 @dataclass
@@ -48,7 +50,7 @@ class MixtureTarget:
         return self.means[idx] + self.std * noise
 
     def _moments(self, path: AffinePath, t: Tensor | float, x: Tensor):
-        tb = expand_time(t, x)  # (n, 1)
+        tb = batch_time(t, x)[:, None]  # (n, 1)
         a, b, da, db = path.coefficients(tb)
         var = a**2 + b**2 * self.std**2 + path.sigma**2  # (n, 1)
         mu = b[:, :, None] * self.means[None]  # (n, 1, 1) * (1, K, D) -> (n, K, D)
@@ -84,4 +86,9 @@ class MixtureTarget:
         return path.sample(x1, t=t.to(x1), generator=generator).x_t
 
 
-__all__ = ["MixtureTarget"]
+def eight_gaussians_target(dtype: torch.dtype = torch.float64) -> MixtureTarget:
+    """The ``8gaussians`` toy set (:func:`coursekit.data.toy2d.eight_gaussians`) as an exact mixture."""
+    return MixtureTarget(eight_gaussians_means(dtype), std=EIGHT_GAUSSIANS_STD)
+
+
+__all__ = ["MixtureTarget", "eight_gaussians_target"]

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..core.fields import batch_time
+
 
 @dataclass
 class PathSample:
@@ -35,14 +37,9 @@ def _check_tensor(name: str, x: Tensor) -> None:
         raise ValueError(f"{name} must have shape (batch, ...) with batch >= 1, got {tuple(x.shape)}")
 
 
-def expand_time(t: Tensor | float, x: Tensor) -> Tensor:
-    """Broadcast ``t`` (a scalar or shape (batch,)) to (batch, 1, 1, …) so it multiplies ``x``."""
-    t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
-    if t.ndim == 0:
-        t = t.expand(x.shape[0])
-    if t.shape != (x.shape[0],):
-        raise ValueError(f"t must be a scalar or have shape (batch,) = ({x.shape[0]},), got {tuple(t.shape)}")
-    return t.reshape(-1, *([1] * (x.ndim - 1)))
+def _per_sample(t: Tensor | float, x: Tensor) -> Tensor:
+    """``t`` (a scalar or shape (batch,)) as shape (batch, 1, 1, …), so that it multiplies ``x``."""
+    return batch_time(t, x).reshape(-1, *([1] * (x.dim() - 1)))
 
 
 class AffinePath:
@@ -55,7 +52,7 @@ class AffinePath:
 
     def interpolate(self, t: Tensor | float, x0: Tensor, x1: Tensor) -> Tensor:
         """x_t = a_t x₀ + b_t x₁ (no extra noise): the conditional flow ψ_t(x₀ | x₁)."""
-        a, b, _, _ = self.coefficients(expand_time(t, x1))
+        a, b, _, _ = self.coefficients(_per_sample(t, x1))
         return a * x0 + b * x1
 
     def sample(self, x1: Tensor, x0: Tensor | None = None, t: Tensor | None = None,
@@ -70,7 +67,7 @@ class AffinePath:
             raise ValueError(f"x0 must have the shape of x1 {tuple(x1.shape)}, got {tuple(x0.shape)}")
         if t is None:
             t = torch.rand(x1.shape[0], dtype=x1.dtype, device=x1.device, generator=generator)
-        tb = expand_time(t, x1)
+        tb = _per_sample(t, x1)
         a, b, da, db = self.coefficients(tb)
         x_t = a * x0 + b * x1
         if self.sigma > 0:
@@ -80,7 +77,7 @@ class AffinePath:
 
     def conditional_field(self, t: Tensor | float, x: Tensor, x1: Tensor) -> Tensor:
         """u_t(x | x₁) for a standard-normal x₀ (x₀ integrated out given x_t = x and x₁)."""
-        tb = expand_time(t, x)
+        tb = _per_sample(t, x)
         a, b, da, db = self.coefficients(tb)
         var = a**2 + self.sigma**2
         # E[x₀ | x_t = x, x₁] = a (x − b x₁) / var  (x₀ and σε Gaussian, x₁ fixed)
@@ -88,7 +85,7 @@ class AffinePath:
 
     def conditional_mean_std(self, t: Tensor | float, x1: Tensor) -> tuple[Tensor, Tensor]:
         """Mean μ_t(x₁) = b_t x₁ and std σ_t = √(a_t² + σ²) of p_t(x | x₁) = N(μ_t, σ_t² I)."""
-        tb = expand_time(t, x1)
+        tb = _per_sample(t, x1)
         a, b, _, _ = self.coefficients(tb)
         return b * x1, torch.sqrt(a**2 + self.sigma**2)
 
@@ -131,4 +128,4 @@ class LinearPath(AffinePath):
         return f"LinearPath(sigma={self.sigma:g})"
 
 
-__all__ = ["AffinePath", "GaussianPath", "LinearPath", "PathSample", "expand_time"]
+__all__ = ["AffinePath", "GaussianPath", "LinearPath", "PathSample"]

@@ -2,7 +2,8 @@
 
 Fixed-step Euler (1 NFE per step) and midpoint (2 NFE per step) show how few steps a
 flow-matching field needs; ``ode_sample`` calls torchdiffeq's adaptive solvers (dopri5, …).
-Every sampler counts the network evaluations (NFE). Taught in: notebook 07.
+A field is the kernel's ``f(t, x)`` (:class:`coursekit.core.fields.VectorField`): the fixed-step
+samplers pass one time per sample, shape (batch,), ``odeint`` a scalar. Taught in: notebook 07.
 """
 
 from __future__ import annotations
@@ -10,38 +11,20 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-Field = Callable[[Tensor, Tensor], Tensor]
-
-
-class CountNFE(nn.Module):
-    """Wrap ``field(t, x)`` (t of shape (batch,)) and count its calls in ``self.nfe``.
-
-    Also accepts a scalar ``t`` (torchdiffeq passes one) and expands it to (batch,).
-    """
-
-    def __init__(self, field: Field):
-        super().__init__()
-        self.field = field
-        self.nfe = 0
-
-    def forward(self, t: Tensor, x: Tensor) -> Tensor:
-        self.nfe += 1
-        t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
-        if t.ndim == 0:
-            t = t.expand(x.shape[0])
-        return self.field(t, x)
+from ..core.checks import positive_int
+from ..core.fields import NFECounter, VectorField, batch_time
 
 
 def _check(x0: Tensor, n_steps: int | None = None) -> None:
     if not isinstance(x0, Tensor) or not x0.is_floating_point() or x0.ndim < 1:
         raise TypeError(f"x0 must be a floating-point tensor of shape (batch, ...), got {type(x0).__name__}")
-    if n_steps is not None and (not isinstance(n_steps, int) or isinstance(n_steps, bool) or n_steps < 1):
-        raise ValueError(f"n_steps must be a positive int, got {n_steps!r}")
+    if n_steps is not None:
+        positive_int(n_steps, "n_steps")
 
 
-def _fixed_step(step: Callable, field: Field, x0: Tensor, n_steps: int, t0: float, t1: float,
+def _fixed_step(step: Callable, field: VectorField, x0: Tensor, n_steps: int, t0: float, t1: float,
                 return_trajectory: bool, enable_grad: bool):
     _check(x0, n_steps)
     ts = torch.linspace(t0, t1, n_steps + 1, dtype=x0.dtype, device=x0.device)
@@ -54,32 +37,28 @@ def _fixed_step(step: Callable, field: Field, x0: Tensor, n_steps: int, t0: floa
     return (x, torch.stack(traj)) if return_trajectory else x
 
 
-def _tvec(t: Tensor, x: Tensor) -> Tensor:
-    return t.expand(x.shape[0])
+def _euler_step(field: VectorField, t: Tensor, h: Tensor, x: Tensor) -> Tensor:
+    return x + h * field(batch_time(t, x), x)
 
 
-def _euler_step(field: Field, t: Tensor, h: Tensor, x: Tensor) -> Tensor:
-    return x + h * field(_tvec(t, x), x)
+def _midpoint_step(field: VectorField, t: Tensor, h: Tensor, x: Tensor) -> Tensor:
+    x_mid = x + 0.5 * h * field(batch_time(t, x), x)
+    return x + h * field(batch_time(t + 0.5 * h, x), x_mid)
 
 
-def _midpoint_step(field: Field, t: Tensor, h: Tensor, x: Tensor) -> Tensor:
-    x_mid = x + 0.5 * h * field(_tvec(t, x), x)
-    return x + h * field(_tvec(t + 0.5 * h, x), x_mid)
-
-
-def euler_sample(field: Field, x0: Tensor, n_steps: int, t0: float = 0.0, t1: float = 1.0,
+def euler_sample(field: VectorField, x0: Tensor, n_steps: int, t0: float = 0.0, t1: float = 1.0,
                  return_trajectory: bool = False, enable_grad: bool = False):
     """Euler: x_{k+1} = x_k + h v(t_k, x_k), ``n_steps`` NFE. Returns x₁, or (x₁, traj (n_steps+1, …))."""
     return _fixed_step(_euler_step, field, x0, n_steps, t0, t1, return_trajectory, enable_grad)
 
 
-def midpoint_sample(field: Field, x0: Tensor, n_steps: int, t0: float = 0.0, t1: float = 1.0,
+def midpoint_sample(field: VectorField, x0: Tensor, n_steps: int, t0: float = 0.0, t1: float = 1.0,
                     return_trajectory: bool = False, enable_grad: bool = False):
     """Explicit midpoint (RK2): 2 NFE per step, error O(h²). Same returns as :func:`euler_sample`."""
     return _fixed_step(_midpoint_step, field, x0, n_steps, t0, t1, return_trajectory, enable_grad)
 
 
-def ode_sample(field: Field, x0: Tensor, method: str = "dopri5", rtol: float = 1e-5, atol: float = 1e-5,
+def ode_sample(field: VectorField, x0: Tensor, method: str = "dopri5", rtol: float = 1e-5, atol: float = 1e-5,
                t0: float = 0.0, t1: float = 1.0, n_points: int = 2, return_trajectory: bool = False,
                return_nfe: bool = False, enable_grad: bool = False, **options):
     """Integrate with ``torchdiffeq.odeint`` (adaptive ``dopri5`` by default).
@@ -92,7 +71,7 @@ def ode_sample(field: Field, x0: Tensor, method: str = "dopri5", rtol: float = 1
     _check(x0)
     if n_points < 2:
         raise ValueError(f"n_points must be >= 2, got {n_points}")
-    counted = CountNFE(field)
+    counted = NFECounter(field)  # torchdiffeq passes a scalar t: fields accept it (batch_time)
     ts = torch.linspace(t0, t1, n_points, dtype=x0.dtype, device=x0.device)
     with torch.set_grad_enabled(enable_grad):
         traj = odeint(counted, x0, ts, method=method, rtol=rtol, atol=atol, options=options or None)
@@ -104,4 +83,4 @@ def ode_sample(field: Field, x0: Tensor, method: str = "dopri5", rtol: float = 1
     return out[0] if len(out) == 1 else out
 
 
-__all__ = ["CountNFE", "euler_sample", "midpoint_sample", "ode_sample"]
+__all__ = ["euler_sample", "midpoint_sample", "ode_sample"]

@@ -21,6 +21,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from ..core.checks import positive_int
+
 
 def _check_clips(x: Tensor, time_factor: int, space_factor: int) -> None:
     if not isinstance(x, Tensor) or not x.is_floating_point():
@@ -45,9 +47,9 @@ class TemporalAutoencoder(nn.Module):
 
     def __init__(self, latent_channels: int = 4, width: int = 32):
         super().__init__()
-        if latent_channels < 1 or width < 16 or width % 16:
-            raise ValueError(f"latent_channels >= 1 and width a multiple of 16 expected, "
-                             f"got {latent_channels}, {width}")
+        positive_int(latent_channels, "latent_channels")
+        if positive_int(width, "width") % 16:  # GroupNorm(8, width // 2) needs width // 2 divisible by 8
+            raise ValueError(f"width must be a multiple of 16, got {width}")
         c1, c2 = width // 2, width
         self.latent_channels = latent_channels
         self.config = {"latent_channels": latent_channels, "width": width}
@@ -144,8 +146,6 @@ def psnr(x_hat: Tensor, x: Tensor, peak: float = 1.0) -> Tensor:
 def compression_ratio(tae: TemporalAutoencoder, n_frames: int = 16, size: int = 32) -> float:
     """Pixels per latent value: ``T·H·W / (C·T'·h·w)``."""
     return n_frames * size * size / math.prod(tae.latent_shape(n_frames, size, size))
-
-
 
 
 # --- Tiled inference along time ("variable length encoding / decoding") ---------------------

@@ -8,7 +8,6 @@ ODE dx/dt = u_t(x), with their positions at time t. Taught in: notebook 07.
 
 from __future__ import annotations
 
-import math
 from contextlib import contextmanager
 
 import ipywidgets as W
@@ -18,7 +17,7 @@ from matplotlib.collections import LineCollection
 
 from .. import viz
 from ..matching.couplings import ot_coupling
-from ..matching.marginal import MixtureTarget
+from ..matching.marginal import MixtureTarget, eight_gaussians_target
 from ..matching.paths import GaussianPath
 from ..matching.sampling import euler_sample
 from .core import Playground
@@ -34,13 +33,6 @@ def single_thread():
         yield
     finally:
         torch.set_num_threads(n)
-
-
-def eight_gaussians_target(dtype=torch.float64) -> MixtureTarget:
-    """The ``8gaussians`` toy set as an exact mixture: centres 4·(cos, sin)(kπ/4)/√2, std 0.5/√2."""
-    ang = torch.arange(8, dtype=dtype) * (2 * math.pi / 8)
-    means = 4 * torch.stack([torch.cos(ang), torch.sin(ang)], 1) / math.sqrt(2)
-    return MixtureTarget(means, std=0.5 / math.sqrt(2))
 
 
 def flow_matching_playground(grid_size: int = 90, n_arrows: int = 15, n_pairs: int = 60,
@@ -123,4 +115,4 @@ def flow_matching_playground(grid_size: int = 90, n_arrows: int = 15, n_pairs: i
     return Playground(fig, controls, draw)
 
 
-__all__ = ["eight_gaussians_target", "flow_matching_playground"]
+__all__ = ["flow_matching_playground"]

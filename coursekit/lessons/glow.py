@@ -1,4 +1,5 @@
-"""Training and evaluating Glow on MNIST, and the permutation ablation of the Glow paper.
+"""Lesson 03's recipes: train and evaluate Glow on MNIST, the permutation ablation of the
+Glow paper, and the shipped checkpoint ``glow_mnist.pt`` (kind ``"glow"``).
 
 The loss is the negative log-likelihood in bits per dimension of freshly dequantized
 batches (``Dequantize`` → ``flow.log_prob`` → ``bits_per_dim``). Evaluation uses the
@@ -9,6 +10,7 @@ Taught in: notebook 03.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,9 +19,14 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ..training.loop import History, fit, load_checkpoint
-from .base import Flow
-from .glow import Dequantize, bits_per_dim, mnist_glow
+from ..core.checks import positive_int
+from ..flows.base import Flow
+from ..flows.dequantize import Dequantize, bits_per_dim
+from ..flows.glow import mnist_glow
+from ..training import checkpoints
+from ..training.loop import fit
+
+KIND = "glow"
 
 
 def as_pixels(images) -> Tensor:
@@ -31,9 +38,10 @@ def as_pixels(images) -> Tensor:
 
 
 @torch.no_grad()
-def evaluate_bpd(flow: Flow, images: Tensor, batch: int = 500, seed: int = 0) -> float:
+def evaluate_bpd(flow: Flow, images, batch: int = 500, seed: int = 0) -> float:
     """Mean bits/dim of ``flow`` on uint8 ``images`` with one fixed dequantization draw."""
     images = as_pixels(images)
+    positive_int(batch, "batch")
     deq, gen, vals = Dequantize(), torch.Generator().manual_seed(seed), []
     anchor = next(flow.parameters())
     dims = images[0].numel()
@@ -46,9 +54,10 @@ def evaluate_bpd(flow: Flow, images: Tensor, batch: int = 500, seed: int = 0) ->
     return torch.cat(vals).mean().item()
 
 
-def bpd_loss(flow: Flow, images: Tensor, batch: int = 64):
-    """``loss(step)`` for :func:`coursekit.train.fit`: bits/dim of a random dequantized batch."""
+def bpd_loss(flow: Flow, images, batch: int = 64):
+    """``loss(step)`` for :func:`coursekit.training.fit`: bits/dim of a random dequantized batch."""
     images = as_pixels(images)
+    positive_int(batch, "batch")
     deq, dims = Dequantize(), images[0].numel()
     anchor = next(flow.parameters())
 
@@ -61,7 +70,7 @@ def bpd_loss(flow: Flow, images: Tensor, batch: int = 64):
     return loss_fn
 
 
-def init_actnorm(flow: Flow, images: Tensor, n: int = 512) -> None:
+def init_actnorm(flow: Flow, images, n: int = 512) -> None:
     """Run one data batch through ``log_prob``: every ActNorm takes its data-dependent init."""
     images = as_pixels(images)
     anchor = next(flow.parameters())
@@ -69,26 +78,24 @@ def init_actnorm(flow: Flow, images: Tensor, n: int = 512) -> None:
         flow.log_prob(Dequantize()(images[:n], dtype=anchor.dtype).to(anchor.device))
 
 
-def find_checkpoint(name: str = "glow_mnist.pt") -> Path | None:
-    """The shipped checkpoint ``name`` (see :mod:`coursekit.checkpoints`: the repository's
-    ``data/checkpoints/``, or a verified download when allowed); ``None`` when absent."""
-    from ..training.checkpoints import find
+# --- the shipped checkpoint -------------------------------------------------------------
 
-    return find(name)
+def save_model(path: str | os.PathLike, flow: Flow, config: dict, meta: dict | None = None) -> Path:
+    """Write ``flow`` as a ``"glow"`` checkpoint; ``config`` holds the :func:`mnist_glow` arguments."""
+    state = {k: v.detach().cpu() for k, v in flow.state_dict().items()}
+    return checkpoints.save(path, KIND, {"model": state}, config=config, meta=meta)
 
 
-def load_glow(path, device=None) -> tuple[Flow, dict, list[float]]:
-    """``(flow, meta, bpd_history)`` from a file written by ``scripts/train_glow.py``."""
-    state = load_checkpoint(path, map_location="cpu")
-    if "meta" not in state or "config" not in state["meta"]:
-        raise ValueError(f"{path} is not a Glow checkpoint written by scripts/train_glow.py")
-    meta = state["meta"]
-    flow = mnist_glow(**meta["config"])
-    flow.load_state_dict(state["model"])
-    if device is not None:
-        flow = flow.to(device)
-    return flow, meta, list(state.get("history", []))
+def from_checkpoint(ckpt: checkpoints.Checkpoint, device) -> Flow:
+    """The Glow of a ``"glow"`` checkpoint (``mnist_glow(**ckpt.config)``), in eval mode on ``device``."""
+    if ckpt.kind != KIND:
+        raise ValueError(f"{ckpt.path} holds a {ckpt.kind!r} checkpoint, not a {KIND!r} one")
+    flow = mnist_glow(**ckpt.config)
+    flow.load_state_dict(ckpt.state["model"])
+    return flow.to(device).eval()
 
+
+# --- the permutation ablation -----------------------------------------------------------
 
 @dataclass
 class AblationResult:
@@ -99,7 +106,7 @@ class AblationResult:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def permutation_ablation(train_images, eval_images, steps: int = 300, batch: int = 32,
+def permutation_ablation(train_images, eval_images, n_steps: int = 300, batch: int = 32,
                          permutations: Sequence[str] = ("lu", "reverse", "shuffle"), levels: int = 2,
                          flow_steps: int = 4, hidden: int = 16, lr: float = 1e-3, seed: int = 0,
                          device=None, progress: bool = True) -> AblationResult:
@@ -107,19 +114,19 @@ def permutation_ablation(train_images, eval_images, steps: int = 300, batch: int
     out = AblationResult()
     for perm in permutations:
         torch.manual_seed(seed)  # same coupling weights, same batches for every variant
-        flow = mnist_glow(levels=levels, steps=flow_steps, hidden=hidden, permutation=perm)
+        flow = mnist_glow(levels=levels, flow_steps=flow_steps, hidden=hidden, permutation=perm)
         if device is not None:
             flow = flow.to(device)
         init_actnorm(flow, train_images)
         opt = torch.optim.Adam(flow.parameters(), lr=lr)
         t0 = time.perf_counter()
-        hist: History = fit(bpd_loss(flow, train_images, batch), flow, opt, steps, progress=progress,
-                            desc=f"ablación {perm}", clip_grad_norm=50.0)
+        hist = fit(bpd_loss(flow, train_images, batch), flow, opt, n_steps, progress=progress,
+                   desc=f"ablación {perm}", clip_grad_norm=50.0)
         out.seconds[perm] = time.perf_counter() - t0
         out.curves[perm] = hist["bpd"]
         out.heldout_bpd[perm] = evaluate_bpd(flow, eval_images)
     return out
 
 
-__all__ = ["AblationResult", "as_pixels", "bpd_loss", "evaluate_bpd", "find_checkpoint", "init_actnorm", "load_glow",
-           "permutation_ablation"]
+__all__ = ["KIND", "AblationResult", "as_pixels", "bpd_loss", "evaluate_bpd", "from_checkpoint", "init_actnorm",
+           "permutation_ablation", "save_model"]

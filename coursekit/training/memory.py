@@ -1,4 +1,7 @@
-"""Peak tensor memory of a computation, on any device: what the adjoint saves, measured.
+"""Peak tensor memory of a computation (e.g. one training step), on any device.
+
+An instrument, next to the training loop: lesson 05 measures with it what the adjoint saves
+(``coursekit.lessons.neural_ode.adjoint_memory_table``); model packages never import it.
 
 On CUDA, ``torch.cuda.max_memory_allocated`` is the allocator's own peak. On CPU there is
 no allocator counter (and ``tracemalloc`` does not see PyTorch's buffers), so

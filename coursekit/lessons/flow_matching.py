@@ -1,0 +1,250 @@
+"""Lesson 07's recipes: flow matching against FFJORD, few-step sampling, and MNIST.
+
+* :func:`train_fm` / :func:`train_ffjord_curve` train *the same* ``MLPField`` on the same 2-D
+  toy set by flow matching (a regression: no ODE is solved) and by FFJORD (maximum likelihood:
+  an ODE and its adjoint in every step), and measure at the same steps the training wall time
+  (evaluation excluded) and the test NLL through lesson 06's CNF (exact trace, dopri5).
+* :func:`quality_vs_nfe` integrates the same noise with Euler at 1, 2, 4, … steps and with
+  dopri5 and scores the samples against held-out data (sliced W₂, energy distance).
+* MNIST: pixels to [−1, 1] (:func:`as_signed_tensor`), the CFM loss for ``fit``
+  (:func:`mnist_loss`), a held-out score with fixed draws (:func:`heldout_cfm`), and the
+  shipped field (kind ``"fm_image_field"``, :func:`from_checkpoint`; written by
+  ``scripts/train_flow_matching.py``).
+
+Taught in: notebook 07.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ..continuous import CNF, MLPField
+from ..core.fields import VectorField
+from ..core.history import History
+from ..data import sample_toy, to_signed
+from ..flows import Flow, StandardNormal
+from ..matching import (AffinePath, LinearPath, MLPImageField, cfm_loss, energy_distance, euler_sample,
+                        ode_sample, ot_coupling, sliced_wasserstein, straightness)
+from ..training.checkpoints import Checkpoint
+from ..training.loop import fit
+from .cnf import evaluate_nll, make_ffjord
+
+KIND = "fm_image_field"  # the checkpoint kind of the MNIST field
+EULER_STEPS = (1, 2, 4, 8, 16, 32, 100)
+
+# --- flow matching vs FFJORD on 2-D data -----------------------------------------------------
+
+
+@dataclass
+class CurvePoint:
+    """Test NLL (nats) after ``step`` steps and ``time_s`` seconds of training (evaluation excluded)."""
+
+    step: int
+    time_s: float
+    test_nll: float
+
+
+@dataclass
+class TrainResult:
+    """A trained ``field``, the density model around it (``Flow(StandardNormal(2), CNF(field))``)
+    and the measured curve."""
+
+    field: nn.Module
+    flow: Flow
+    method: str
+    dataset: str
+    history: History
+    train_time_s: float
+    curve: list[CurvePoint] = field(default_factory=list)
+
+    @property
+    def test_nll(self) -> float:
+        return self.curve[-1].test_nll
+
+    @property
+    def time_per_step_s(self) -> float:
+        return self.train_time_s / max(len(self.history.steps), 1)
+
+    def time_to_nll(self, target: float) -> float | None:
+        """Training seconds until the test NLL first reached ``target`` (None if never)."""
+        return next((p.time_s for p in self.curve if p.test_nll <= target), None)
+
+
+def fm_flow(field: nn.Module) -> Flow:
+    """Lesson 06's density model around a flow-matching field: log p(x) by the instantaneous
+    change of variables (exact trace, dopri5, tolerances 1e-5)."""
+    return Flow(StandardNormal(field.dim), CNF(field, divergence="exact", method="dopri5", rtol=1e-5, atol=1e-5))
+
+
+def _run(method: str, dataset: str, model: nn.Module, flow: Flow, loss_of_batch, n_steps: int,
+         batch_size: int, lr: float, n_eval: int, n_test: int, seed: int,
+         checkpoint: str | os.PathLike | None, progress: bool) -> TrainResult:
+    gen = torch.Generator().manual_seed(seed)
+    device = next(model.parameters()).device
+    x_test = sample_toy(dataset, n_test, torch.Generator().manual_seed(seed + 1)).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(n_steps, 1), eta_min=lr / 10)
+    eval_steps = {round(n_steps * (k + 1) / n_eval) for k in range(n_eval)}
+    curve: list[CurvePoint] = []
+    clock = {"start": time.perf_counter(), "paused": 0.0}
+
+    def evaluate(step: int) -> None:
+        elapsed = time.perf_counter() - clock["start"] - clock["paused"]
+        t0 = time.perf_counter()
+        was_training = flow.training
+        flow.eval()
+        nll, _ = evaluate_nll(flow, x_test)
+        flow.train(was_training)
+        curve.append(CurvePoint(step, elapsed, nll))
+        clock["paused"] += time.perf_counter() - t0  # evaluation does not count as training time
+
+    def loss_fn(step: int):
+        if step in eval_steps:  # the model has taken `step` optimizer steps
+            evaluate(step)
+        return loss_of_batch(sample_toy(dataset, batch_size, gen).to(device))
+
+    history = fit(loss_fn, model, opt, n_steps, scheduler=sched, checkpoint=checkpoint,
+                  checkpoint_every=max(n_steps // 10, 1), progress=progress, desc=f"{method} {dataset}")
+    evaluate(n_steps)
+    return TrainResult(flow.transform.field, flow, method, dataset, history, curve[-1].time_s, curve)
+
+
+def train_fm(dataset: str = "8gaussians", n_steps: int = 2000, batch_size: int = 512, lr: float = 3e-3,
+             hidden: int = 64, n_layers: int = 3, activation: str = "tanh", path: AffinePath | None = None,
+             ot: bool = False, n_eval: int = 4, n_test: int = 5000, seed: int = 0,
+             checkpoint: str | os.PathLike | None = None, field: nn.Module | None = None,
+             device: torch.device | str | None = None, progress: bool = True) -> TrainResult:
+    """Flow matching (I-CFM by default, OT-CFM with ``ot=True``) of an ``MLPField`` on a toy set.
+
+    The loss is :func:`~coursekit.matching.cfm_loss`: no ODE is solved in training. The test
+    NLL (``n_eval`` times during training) uses ``n_test`` held-out samples.
+    """
+    torch.manual_seed(seed)
+    model = (field or MLPField(2, hidden, n_layers, activation)).to(device or "cpu")
+    path = path or LinearPath()
+    coupling = ot_coupling if ot else None
+
+    def loss_of_batch(x1):
+        return cfm_loss(model, x1, path, coupling=coupling)
+
+    return _run("OT-CFM" if ot else "I-CFM", dataset, model, fm_flow(model), loss_of_batch, n_steps,
+                batch_size, lr, n_eval, n_test, seed, checkpoint, progress)
+
+
+def train_ffjord_curve(dataset: str = "8gaussians", n_steps: int = 500, batch_size: int = 512, lr: float = 3e-3,
+                       hidden: int = 64, n_layers: int = 3, activation: str = "tanh", divergence: str = "exact",
+                       n_eval: int = 4, n_test: int = 5000, seed: int = 0,
+                       device: torch.device | str | None = None, progress: bool = True) -> TrainResult:
+    """FFJORD (lesson 06's ``make_ffjord``: dopri5 + adjoint, rtol = atol = 1e-3) with the same curve."""
+    torch.manual_seed(seed)
+    flow = make_ffjord(2, hidden, n_layers, activation, divergence).to(device or "cpu")
+
+    def loss_of_batch(x1):
+        loss = -flow.log_prob(x1).mean()
+        return {"loss": loss, "nfe": torch.tensor(float(flow.transform.nfe))}  # forward-solve NFE of this step
+
+    return _run("FFJORD", dataset, flow, flow, loss_of_batch, n_steps, batch_size, lr, n_eval, n_test, seed,
+                None, progress)
+
+
+# --- sample quality against the number of field evaluations ----------------------------------
+
+
+@dataclass
+class QualityRow:
+    """Quality of one sampler: ``solver`` ("euler" or "dopri5"), NFE and distances to held-out data."""
+
+    solver: str
+    nfe: int
+    sliced_w2: float
+    energy: float
+
+
+@torch.no_grad()
+def quality_vs_nfe(field: VectorField, x0: Tensor, x_ref: Tensor, steps: Sequence[int] = EULER_STEPS,
+                   rtol: float = 1e-5, atol: float = 1e-5, seed: int = 0) -> list[QualityRow]:
+    """Euler with each number of ``steps`` and dopri5, from the same noise ``x0``, against ``x_ref``.
+
+    Straighter flows (OT-CFM) lose less quality when the steps are few."""
+    if x0.shape != x_ref.shape:
+        raise ValueError(f"x0 and x_ref must have the same shape, got {tuple(x0.shape)} and {tuple(x_ref.shape)}")
+
+    def score(solver: str, nfe: int, x: Tensor) -> QualityRow:
+        g = torch.Generator().manual_seed(seed)  # the same projections for every row
+        return QualityRow(solver, nfe, sliced_wasserstein(x, x_ref, generator=g), energy_distance(x, x_ref))
+
+    rows = [score("euler", k, euler_sample(field, x0, k)) for k in steps]
+    x, nfe = ode_sample(field, x0, rtol=rtol, atol=atol, return_nfe=True)
+    return rows + [score("dopri5", nfe, x)]
+
+
+@torch.no_grad()
+def flow_straightness(field: VectorField, x0: Tensor, n_steps: int = 100) -> float:
+    """S(v) = ∫ E‖(x₁ − x₀) − v(t, x_t)‖² dt along the flow of v from ``x0`` (Euler, ``n_steps``)."""
+    _, traj = euler_sample(field, x0, n_steps, return_trajectory=True)
+    return straightness(traj)
+
+
+# --- MNIST -----------------------------------------------------------------------------------
+
+
+def as_signed_tensor(images: np.ndarray) -> Tensor:
+    """uint8 images (N, 28, 28) → float32 tensor (N, 1, 28, 28) in [−1, 1] (``coursekit.data.to_signed``)."""
+    return torch.from_numpy(to_signed(images)).unsqueeze(1)
+
+
+def signed_to_display(x: Tensor) -> Tensor:
+    """The inverse for display: [−1, 1] → [0, 1], clipped (samples overshoot a little)."""
+    return x.add(1).div(2).clamp(0, 1)
+
+
+def mnist_loss(field: nn.Module, x_train: Tensor, batch: int = 128, path: AffinePath | None = None,
+               ot: bool = False, generator: torch.Generator | None = None) -> Callable[[int], Tensor]:
+    """``loss(step)`` for :func:`coursekit.training.fit`: CFM on a random minibatch of ``x_train``."""
+    path = path or LinearPath()
+    device = next(field.parameters()).device
+
+    def loss_fn(step: int) -> Tensor:
+        idx = torch.randint(len(x_train), (batch,), generator=generator)
+        return cfm_loss(field, x_train[idx].to(device), path, coupling=ot_coupling if ot else None,
+                        reduce_dims="mean")
+
+    return loss_fn
+
+
+@torch.no_grad()
+def heldout_cfm(field: nn.Module, x_eval: Tensor, path: AffinePath | None = None, seed: int = 0,
+                batch: int = 500) -> float:
+    """Mean CFM loss (per pixel) on held-out images, with t and x₀ fixed by ``seed``, so two
+    fields are compared on the same draws."""
+    path = path or LinearPath()
+    g = torch.Generator().manual_seed(seed)
+    device = next(field.parameters()).device
+    total = 0.0
+    for chunk in x_eval.split(batch):
+        x0 = torch.randn(chunk.shape, generator=g)
+        t = torch.rand(chunk.shape[0], generator=g)
+        total += float(cfm_loss(field, chunk.to(device), path, x0=x0.to(device), t=t.to(device),
+                                reduce_dims="mean")) * len(chunk)
+    return total / len(x_eval)
+
+
+def from_checkpoint(ckpt: Checkpoint, device) -> MLPImageField:
+    """The ``MLPImageField`` of a ``"fm_image_field"`` checkpoint, float32, in eval mode, on ``device``."""
+    if ckpt.kind != KIND:
+        raise ValueError(f"expected a {KIND!r} checkpoint, got {ckpt.kind!r}")
+    field = MLPImageField(**ckpt.config)
+    field.load_state_dict(ckpt.state["model"])
+    return field.to(device).eval()
+
+
+__all__ = ["EULER_STEPS", "KIND", "CurvePoint", "QualityRow", "TrainResult", "as_signed_tensor", "flow_straightness",
+           "fm_flow", "from_checkpoint", "heldout_cfm", "mnist_loss", "quality_vs_nfe", "signed_to_display",
+           "train_ffjord_curve", "train_fm"]
