@@ -41,7 +41,7 @@ def test_import_is_light_and_never_imports_tensorflow():
     code = "import sys, coursekit; print('torch' in sys.modules, 'tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
-    code = ("import sys, coursekit as ck; ck.flows; ck.data; ck.viz; ck.train; ck.widgets; "
+    code = ("import sys, coursekit as ck; ck.flows; ck.data; ck.viz.make_grid; ck.training; ck.lessons; ck.widgets; "
             "print('tensorflow' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

@@ -74,7 +74,32 @@ def test_mnist_offline_from_shared(monkeypatch):
     if "train" not in mnist_module.available_splits():
         assert len(splits.train_images) == 8000 and len(splits.eval_images) == 2000
         assert np.array_equal(splits.eval_images, images[8000:])
-        assert "8.000" in splits.source
+        assert "8.000" in splits.source and splits.carved and splits.eval_offset == 8000
+    else:
+        assert not splits.carved and splits.eval_offset == 0
+
+
+def test_to_unit_and_to_signed_ranges_and_errors():
+    from coursekit.data import to_signed, to_unit
+
+    images = np.array([[[0, 255], [51, 128]]], dtype=np.uint8)
+    assert to_unit(images).dtype == np.float32 and to_unit(images).min() == 0.0 and to_unit(images).max() == 1.0
+    assert to_signed(images).min() == -1.0 and to_signed(images).max() == 1.0
+    with pytest.raises(TypeError, match="uint8"):
+        to_unit(images.astype(np.float32))
+    with pytest.raises(ValueError, match=r"\(N, H, W\)"):
+        to_signed(images[0])
+
+
+def test_downloads_allowed(monkeypatch):
+    import coursekit as ck
+
+    monkeypatch.delenv("COURSEKIT_ALLOW_DOWNLOAD", raising=False)
+    assert not ck.downloads_allowed() and ck.downloads_allowed(True)
+    monkeypatch.setenv("COURSEKIT_ALLOW_DOWNLOAD", "yes")
+    assert ck.downloads_allowed() and not ck.downloads_allowed(False)
+    with pytest.raises(TypeError, match="bool"):
+        ck.downloads_allowed("1")
 
 
 def test_mnist_missing_names_the_directories(monkeypatch, tmp_path):

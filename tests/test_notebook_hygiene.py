@@ -106,3 +106,28 @@ def test_recipes_come_from_the_lesson_module(nb):
     assert not stale, f"{path.name} imports removed modules {sorted(stale)}"
     code = "\n".join(c.source for c in notebook.cells if c.cell_type == "code")
     assert "coursekit.lessons" in code, f"{path.name}: reach the lesson's recipes through coursekit.lessons"
+
+
+def test_strip_solutions_turns_marked_blocks_into_todos():
+    src = "def f(x):\n    \"\"\"doc\"\"\"\n    ### BEGIN SOLUTION\n    y = x + 1\n    return y\n    ### END SOLUTION\n\nf"
+    out = sync_notebooks.strip_solutions(src, code=True, where="t")
+    assert out == "def f(x):\n    \"\"\"doc\"\"\"\n    # TU CÓDIGO AQUÍ\n    raise NotImplementedError\n\nf"
+    md = sync_notebooks.strip_solutions("Respuesta:\n### BEGIN SOLUTION\nes 2\n### END SOLUTION", False, "t")
+    assert md == "Respuesta:\n*(Escribe aquí tu respuesta.)*"
+    for bad in ("### BEGIN SOLUTION\nx", "x\n### END SOLUTION", "### BEGIN SOLUTION\n### BEGIN SOLUTION"):
+        with pytest.raises(SystemExit):
+            sync_notebooks.strip_solutions(bad, True, "t")
+
+
+SOLUTIONS = sorted(sync_notebooks.SOLUTIONS_DIR.glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=[p.name for p in SOLUTIONS])
+def test_student_version_has_no_solution_code(path):
+    student = nbformat.read(ROOT / "notebooks" / path.name, as_version=4)
+    for i, cell in enumerate(student.cells):
+        assert "BEGIN SOLUTION" not in cell.source and "END SOLUTION" not in cell.source, f"cell {i}"
+        assert sync_notebooks.SOLUTION_TAG not in cell.metadata.get("tags", []), f"cell {i}"
+    solutions = nbformat.read(path, as_version=4)
+    assert any("### BEGIN SOLUTION" in c.source for c in solutions.cells), "no cell for the student to write"
+    assert "soluciones" in solutions.cells[0].source.split("\n")[0] or "soluciones" in solutions.cells[0].source

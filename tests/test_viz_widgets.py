@@ -50,6 +50,20 @@ def test_save_gif_roundtrip(tmp_path):
         viz.save_gif([], tmp_path / "b.gif")
 
 
+def test_tile_images_layout_and_errors():
+    images = np.arange(5 * 2 * 3, dtype=np.float32).reshape(5, 2, 3)
+    out = viz.tile_images(images, ncols=2, pad=1, pad_value=-1.0)
+    assert out.shape == (3 * 2 + 2, 2 * 3 + 1)  # 3 rows of 2 (the last half empty), 1-pixel gaps
+    assert np.array_equal(out[0:2, 4:7], images[1]) and np.array_equal(out[6:8, 0:3], images[4])
+    assert (out[6:8, 4:7] == -1.0).all() and (out[2, :] == -1.0).all()
+    assert viz.tile_images(images[:, None], ncols=8).shape == (2, 5 * 3 + 4)  # (n, 1, H, W), ncols capped at n
+    with pytest.raises(ValueError, match="ncols"):
+        viz.tile_images(images, ncols=0)
+    with pytest.raises(ValueError, match="shape"):
+        viz.tile_images(images[0], ncols=1)
+    assert viz.to_uint8(np.array([[0.0, 1.0]]), scale=2).tolist() == [[0, 0, 255, 255]] * 2
+
+
 def test_playground_updates_image_and_checks_mass():
     pg = change_of_variables_playground(grid_size=60)
     before = pg.image.value

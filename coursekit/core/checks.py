@@ -1,12 +1,15 @@
 """Input checks shared by every layer: a clear ``TypeError``/``ValueError`` naming what was
-expected and what came, raised before any state changes."""
+expected and what came, raised before any state changes.
+
+Importing this module does not import PyTorch (the TensorFlow lesson uses it too)."""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from typing import TYPE_CHECKING
 
-import torch
-from torch import Tensor
+if TYPE_CHECKING:
+    from torch import Tensor
 
 _VALIDATE = True
 
@@ -47,7 +50,9 @@ def check_input(x: object, name: str, event_shape: Sequence[int] | None = None) 
 
     ``event_shape`` is the expected shape of one sample (``None``: any, at least 1-D).
     """
-    if not isinstance(x, Tensor):
+    import torch  # here, not at the top: the module stays importable without PyTorch
+
+    if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if not _VALIDATE:
         return x

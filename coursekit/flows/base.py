@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 import torch
 from torch import Tensor, nn
 
-from ..core.checks import check_input
+from ..core.checks import check_input, positive_int
 
 def as_vector(value, dim: int, name: str) -> Tensor:
     """A layer parameter as a fresh ``(dim,)`` tensor of the default dtype (a scalar is broadcast)."""
@@ -125,8 +125,10 @@ class StandardNormal(nn.Module):
 
     def __init__(self, *event_shape: int):
         super().__init__()
-        if not event_shape or any((not isinstance(d, int)) or d < 1 for d in event_shape):
-            raise ValueError(f"event_shape must be positive ints, got {event_shape}")
+        if not event_shape:
+            raise ValueError("StandardNormal needs an event shape, e.g. StandardNormal(2)")
+        for d in event_shape:
+            positive_int(d, "each entry of event_shape")
         self.event_shape = tuple(event_shape)
         self.register_buffer("_anchor", torch.zeros(()), persistent=False)  # device/dtype carrier
 
@@ -140,8 +142,7 @@ class StandardNormal(nn.Module):
         return -0.5 * (flat**2).sum(-1) - 0.5 * self.dim * math.log(2 * math.pi)
 
     def sample(self, n: int, temperature: float = 1.0) -> Tensor:
-        if not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be a positive int, got {n!r}")
+        positive_int(n, "n")
         z = torch.randn(n, *self.event_shape, device=self._anchor.device, dtype=self._anchor.dtype)
         return temperature * z
 

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
+from ..core.checks import positive_int
+
 
 def tile_images(images, ncols: int, pad: int = 1, pad_value: float = 1.0) -> np.ndarray:
     """``(n, H, W)`` or ``(n, 1, H, W)`` images → one ``(rows·(H+pad)−pad, ncols·(W+pad)−pad)`` mosaic.
@@ -25,8 +27,7 @@ def tile_images(images, ncols: int, pad: int = 1, pad_value: float = 1.0) -> np.
         x = x[:, 0]
     if x.ndim != 3 or len(x) == 0:
         raise ValueError(f"images must have shape (n, H, W) or (n, 1, H, W) with n >= 1, got {x.shape}")
-    if not isinstance(ncols, int) or ncols < 1:
-        raise ValueError(f"ncols must be a positive int, got {ncols!r}")
+    positive_int(ncols, "ncols")
     n, h, w = x.shape
     ncols = min(ncols, n)
     nrows = -(-n // ncols)
