@@ -19,8 +19,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from coursekit.data import sample_toy  # noqa: E402
-from coursekit.matching.fewstep import flow_straightness, quality_vs_nfe  # noqa: E402
-from coursekit.matching.training import train_ffjord_curve, train_fm  # noqa: E402
+from coursekit.lessons import flow_matching as lesson  # noqa: E402
 
 
 def _fmt_time(t: float | None) -> str:
@@ -53,8 +52,8 @@ def _run(quick: bool) -> str:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name in datasets:
-        ff = train_ffjord_curve(name, n_steps=ff_steps, n_eval=3, n_test=n_test, progress=False)
-        fm = train_fm(name, n_steps=fm_steps, n_eval=10 if quick else 20, n_test=n_test, progress=False)
+        ff = lesson.train_ffjord_curve(name, n_steps=ff_steps, n_eval=3, n_test=n_test, progress=False)
+        fm = lesson.train_fm(name, n_steps=fm_steps, n_eval=10 if quick else 20, n_test=n_test, progress=False)
         target = ff.test_nll
         t_ff, t_fm = ff.time_to_nll(target), fm.time_to_nll(target)
         ratio = "—" if t_fm is None else f"{t_ff / t_fm:.1f}×"
@@ -72,17 +71,17 @@ def _run(quick: bool) -> str:
         f"para todos; {q_steps} pasos con lotes de 256, mismo `MLPField`). SW₂ = Wasserstein-2 "
         "proyectado (256 direcciones), ED = distancia de energía. S = rectitud ∫E‖(x₁ − x₀) − v‖²dt.",
         "",
-        "| datos | método | NLL test | S | " + " | ".join(f"Euler {k}" for k in (1, 2, 4, 8, 16, 32, 100))
+        "| datos | método | NLL test | S | " + " | ".join(f"Euler {k}" for k in lesson.EULER_STEPS)
         + " | dopri5 |",
-        "|---|---|---|---|" + "---|" * 8,
+        "|---|---|---|---|" + "---|" * (len(lesson.EULER_STEPS) + 1),
     ]
     for name in datasets:
         x_ref = sample_toy(name, n, torch.Generator().manual_seed(123))
         x0 = torch.randn(n, 2, generator=torch.Generator().manual_seed(7))
         for ot in (False, True):
-            res = train_fm(name, n_steps=q_steps, batch_size=256, ot=ot, n_eval=1, n_test=n, progress=False)
-            rows = quality_vs_nfe(res.field, x0, x_ref)
-            s = flow_straightness(res.field, x0)
+            res = lesson.train_fm(name, n_steps=q_steps, batch_size=256, ot=ot, n_eval=1, n_test=n, progress=False)
+            rows = lesson.quality_vs_nfe(res.field, x0, x_ref)
+            s = lesson.flow_straightness(res.field, x0)
             cells = [f"{r.sliced_w2:.3f} / {r.energy:.3f}" for r in rows[:-1]]
             cells.append(f"{rows[-1].sliced_w2:.3f} / {rows[-1].energy:.3f} (NFE {rows[-1].nfe})")
             lines.append(f"| {name} | {res.method} | {res.test_nll:.3f} | {s:.3f} | " + " | ".join(cells) + " |")

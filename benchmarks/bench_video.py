@@ -2,23 +2,18 @@
 
 TAE reconstruction on held-out clips (digits from MNIST test images 8,000–9,999 only),
 the training time recorded in the checkpoint, and sampling time per clip against the
-number of Euler steps (NFE), with two simple statistics of the generated clips.
+number of Euler steps (NFE), with two simple statistics of the generated clips
+(:func:`coursekit.lessons.video.clip_stats`).
 """
 
 from __future__ import annotations
 
-import time
-
 import torch
 
 from coursekit.data.clips import moving_digits
-from coursekit.video.pipeline import CHECKPOINT, load_video_model
-from coursekit.video.tae import psnr
-
-
-def clip_stats(x: torch.Tensor) -> tuple[float, float]:
-    """Mean ink (mean pixel value) and mean |frame_{t+1} − frame_t| (how much things move)."""
-    return float(x.mean()), float((x[:, 1:] - x[:, :-1]).abs().mean())
+from coursekit.lessons import load_model
+from coursekit.lessons import video as lesson
+from coursekit.video.tae import compression_ratio, psnr
 
 
 def run(quick: bool) -> str:
@@ -32,26 +27,26 @@ def run(quick: bool) -> str:
 
 
 def _run(quick: bool) -> str:
-    model = load_video_model(CHECKPOINT)
-    meta = model.meta
+    ckpt = load_model(lesson.CHECKPOINT.name)
+    model, meta = ckpt.model, ckpt.meta
     n_eval = 64 if quick else 256
     held = torch.from_numpy(moving_digits(n_eval, seed=20_000, part="eval").clips)
-    x_hat = torch.cat([model.tae(held[i:i + 32])[0] for i in range(0, n_eval, 32)])
+    x_hat = lesson.reconstruct(model.tae, held)
     p = psnr(x_hat, held)
     mse = float((x_hat - held).pow(2).mean())
     black = float(psnr(torch.zeros_like(held), held).mean())
-    ink, motion = clip_stats(held)
+    ink, motion = lesson.clip_stats(held)
     lines = [
         "### Lección 09 — vídeo de juguete: TAE + flow matching latente",
         "",
-        f"Checkpoint `{CHECKPOINT.name}` ({CHECKPOINT.stat().st_size / 1e6:.2f} MB). Data: {meta.get('data', '?')}.",
+        f"Checkpoint `{ckpt.path.name}` ({ckpt.path.stat().st_size / 1e6:.2f} MB). Data: {meta.get('data', '?')}.",
         "",
         "| quantity | value |",
         "|---|---|",
         f"| TAE PSNR, {n_eval} held-out clips (mean ± sd) | {float(p.mean()):.2f} ± {float(p.std()):.2f} dB |",
         f"| TAE MSE, held-out | {mse:.5f} |",
         f"| PSNR of an empty (black) clip, same clips | {black:.2f} dB |",
-        f"| compression (pixels per latent value) | {16 * 32 * 32 / (4 * 8 * 8 * 8):.0f}× |",
+        f"| compression (pixels per latent value) | {compression_ratio(model.tae):.0f}× |",
         f"| TAE training ({meta.get('tae_steps')} steps) | {meta.get('tae_train_seconds')} s |",
         f"| flow training ({meta.get('flow_steps')} steps) | {meta.get('flow_train_seconds')} s |",
         f"| training machine | {meta.get('machine', '?')} |",
@@ -63,11 +58,8 @@ def _run(quick: bool) -> str:
     ]
     n = 8 if quick else 32
     for nfe in ([1, 4, 16] if quick else [1, 2, 4, 8, 16, 32]):
-        model.generate(1, n_steps=1)  # warm-up
-        t0 = time.perf_counter()
-        clips = model.generate(n, n_steps=nfe, seed=nfe)
-        sec = (time.perf_counter() - t0) / n
-        ink_g, motion_g = clip_stats(clips)
+        clips, sec = lesson.timed_generate(model, n, n_steps=nfe, seed=nfe)
+        ink_g, motion_g = lesson.clip_stats(clips)
         lines.append(f"| {nfe} | {sec:.4f} | {1000 * sec / nfe:.2f} | {ink_g:.4f} | {motion_g:.4f} |")
     lines += ["", f"Sampling: batches of {n} clips, torch threads = {torch.get_num_threads()} "
                   "(decoding included; the machine was shared with other jobs)."]

@@ -7,10 +7,12 @@ Reproduce the shipped checkpoint (about 20 min on one CPU core of a shared 2-cor
 
 Data: ``coursekit.data.mnist_splits()``. Offline, with only the MNIST *test* split at hand,
 it trains on test-split images 0–7,999 and reports the held-out CFM loss on images
-8,000–9,999, which it never trained on; the checkpoint's metadata says so. Model: I-CFM
-(``LinearPath``) with ``MLPImageField(hidden=512, n_layers=3)``. The full training state
-goes to ``--run`` so an interrupted run resumes (``coursekit.train.fit``); ``--out`` gets
-the small model-only file (float16, < 5 MB).
+8,000–9,999, which it never trained on; the checkpoint's metadata says so (``carved``). Model:
+I-CFM (``LinearPath``) with ``MLPImageField(hidden=512, n_layers=3)``. The full training
+state goes to ``--run`` so an interrupted run resumes (``coursekit.training.fit``); ``--out``
+gets the small model-only checkpoint (kind ``"fm_image_field"``, float16, < 5 MB) that
+``coursekit.lessons.load_model("fm_mnist.pt")`` reads. After retraining the shipped file, run
+``python -m coursekit.training.checkpoints --update``.
 """
 
 from __future__ import annotations
@@ -22,9 +24,9 @@ from pathlib import Path
 import torch
 
 from coursekit.data import mnist_splits
-from coursekit.matching.image_field import MLPImageField
-from coursekit.matching.mnist import heldout_cfm, mnist_loss, save_field, to_unit
-from coursekit.train import fit
+from coursekit.lessons.flow_matching import KIND, as_signed_tensor, heldout_cfm, mnist_loss
+from coursekit.matching import MLPImageField
+from coursekit.training import checkpoints, fit
 
 
 def main() -> None:
@@ -41,7 +43,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     splits = mnist_splits()
-    x_train, x_eval = to_unit(splits.train_images), to_unit(splits.eval_images)
+    x_train, x_eval = as_signed_tensor(splits.train_images), as_signed_tensor(splits.eval_images)
     field = MLPImageField((1, 28, 28), hidden=args.hidden)
     opt = torch.optim.Adam(field.parameters(), lr=args.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=args.steps, eta_min=args.lr / 10)
@@ -51,10 +53,12 @@ def main() -> None:
                   desc="FM MNIST")
     elapsed = time.perf_counter() - t0
     score = heldout_cfm(field.eval(), x_eval)
-    save_field(args.out, field, steps=args.steps, batch=args.batch, lr=args.lr, data=splits.source,
-               heldout_cfm=score, train_time_s_last_session=elapsed,
-               final_train_loss=sum(history["loss"][-100:]) / max(len(history["loss"][-100:]), 1),
-               command="scripts/train_flow_matching.py " + " ".join(f"--{k} {v}" for k, v in vars(args).items()))
+    last = history["loss"][-100:]
+    meta = {"steps": args.steps, "batch": args.batch, "lr": args.lr, "data": splits.source,
+            "carved": splits.carved, "heldout_cfm": score, "train_time_s_last_session": elapsed,
+            "final_train_loss": sum(last) / max(len(last), 1),
+            "command": "scripts/train_flow_matching.py " + " ".join(f"--{k} {v}" for k, v in vars(args).items())}
+    checkpoints.save(args.out, KIND, {"model": field.state_dict()}, config=field.config(), meta=meta, half=True)
     print(f"held-out CFM loss (per pixel) on {len(x_eval)} images: {score:.4f}; wrote {Path(args.out)}")
 
 

@@ -13,7 +13,10 @@ of those clips, normalised per channel; (3) the latent transformer with the rect
 loss; (4) TAE PSNR on held-out clips (digits from images 8,000–9,999 only). Intermediate
 checkpoints in ``runs/`` let an interrupted run resume, or a finished one continue with a
 larger ``--flow-steps`` (wall times add up in ``runs/video/times.json``). The metadata records the data,
-the steps, the wall times and the machine.
+the steps, the wall times and the machine. The file is a ``"video"`` checkpoint of
+:mod:`coursekit.training.checkpoints` (:func:`coursekit.lessons.video.save_model`, float16 weights);
+``coursekit.lessons.load_model("video_toy.pt").model`` rebuilds the generator. After retraining:
+``python -m coursekit.training.checkpoints --update``.
 """
 
 from __future__ import annotations
@@ -33,15 +36,9 @@ sys.path.insert(0, str(ROOT))
 
 from coursekit import seed_everything  # noqa: E402
 from coursekit.data.clips import moving_digits  # noqa: E402
+from coursekit.lessons import video as lesson  # noqa: E402
 from coursekit.video.dit import LatentDiT  # noqa: E402
-from coursekit.video.pipeline import (  # noqa: E402
-    CHECKPOINT,
-    LatentNormalizer,
-    VideoModel,
-    encode_clips,
-    train_flow,
-    train_tae,
-)
+from coursekit.video.latent import LatentNormalizer, VideoModel  # noqa: E402
 from coursekit.video.tae import TemporalAutoencoder, psnr  # noqa: E402
 
 
@@ -52,12 +49,12 @@ def main() -> int:
     p.add_argument("--n-clips", type=int, default=3000, help="training clips (16 frames, 32×32)")
     p.add_argument("--tae-batch", type=int, default=16)
     p.add_argument("--flow-batch", type=int, default=32)
-    p.add_argument("--dim", type=int, default=64)
+    p.add_argument("--width", type=int, default=64, help="token width of the latent transformer")
     p.add_argument("--depth", type=int, default=4)
     p.add_argument("--patch-t", type=int, default=2)
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 avoids oversubscription)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=CHECKPOINT)
+    p.add_argument("--out", type=Path, default=lesson.CHECKPOINT)
     p.add_argument("--runs", type=Path, default=ROOT / "runs" / "video")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -79,25 +76,23 @@ def main() -> int:
 
     tae = TemporalAutoencoder(latent_channels=4, width=32)
     t0 = time.perf_counter()
-    h_tae = train_tae(tae, train.clips, args.tae_steps, batch_size=args.tae_batch,
-                      checkpoint=args.runs / "tae.pt", seed=args.seed)
+    h_tae = lesson.train_tae(tae, train.clips, args.tae_steps, batch_size=args.tae_batch,
+                             checkpoint=args.runs / "tae.pt", seed=args.seed)
     tae_time = add_time("tae", time.perf_counter() - t0)
 
-    z = encode_clips(tae, train.clips)
+    z = lesson.encode_clips(tae, train.clips)
     norm = LatentNormalizer.fit(z)
     latents = norm.normalize(z)
     dit = LatentDiT(latent_channels=4, spatial=8, max_frames=8, patch=2, patch_t=args.patch_t,
-                    dim=args.dim, depth=args.depth, heads=4)
+                    width=args.width, depth=args.depth, heads=4)
     t0 = time.perf_counter()
-    h_flow = train_flow(dit, latents, args.flow_steps, batch_size=args.flow_batch,
-                        checkpoint=args.runs / "dit.pt", seed=args.seed)
+    h_flow = lesson.train_flow(dit, latents, args.flow_steps, batch_size=args.flow_batch,
+                               checkpoint=args.runs / "dit.pt", seed=args.seed)
     flow_time = add_time("flow", time.perf_counter() - t0)
 
-    tae.eval()
-    with torch.no_grad():
-        x = torch.from_numpy(held.clips)
-        held_psnr = float(psnr(tae(x)[0], x).mean())
-    model = VideoModel(tae, dit, norm, meta={
+    x = torch.from_numpy(held.clips)
+    held_psnr = float(psnr(lesson.reconstruct(tae, x), x).mean())
+    meta = {
         "data": ("moving-digit clips, 16 frames of 32×32, 1 digit each; training clips use only "
                  f"digits from {train.source} (for the carved test split: MNIST test images "
                  "0–7,999); held-out clips only images 8,000–9,999"),
@@ -111,8 +106,8 @@ def main() -> int:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
                    f"{args.threads} thread(s), shared machine",
         "command": "python scripts/train_video.py " + " ".join(sys.argv[1:]),
-    })
-    path = model.save(args.out)
+    }
+    path = lesson.save_model(VideoModel(tae, dit, norm), args.out, meta=meta, half=True)
     print(f"held-out TAE PSNR {held_psnr:.2f} dB; TAE {tae_time:.0f} s, flow {flow_time:.0f} s; "
           f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
     return 0

@@ -50,3 +50,38 @@ def test_import_is_light_and_never_imports_tensorflow():
 def test_unknown_attribute():
     with pytest.raises(AttributeError):
         ck.nonexistent  # noqa: B018
+
+
+def test_positive_int_accepts_numpy_integers_and_rejects_bools_and_floats():
+    import numpy as np
+
+    from coursekit.core.checks import positive_int
+
+    assert positive_int(np.int64(5), "n") == 5 and type(positive_int(np.int64(5), "n")) is int
+    for bad in (True, np.bool_(True), 0, -3, 2.0, "3", None):
+        with pytest.raises(ValueError, match="n must be a positive int"):
+            positive_int(bad, "n")
+
+
+def test_kernel_time_embedding_and_batch_time():
+    import math
+
+    import torch
+
+    from coursekit.core.fields import batch_time, hutchinson_probe, time_embedding
+
+    t = torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64)
+    emb = time_embedding(t, 6, min_freq=1.0, max_freq=100.0)
+    freqs = [1.0, 10.0, 100.0]  # geometric from min to max, both included
+    expected = [[math.sin(w * s) for w in freqs] + [math.cos(w * s) for w in freqs] for s in t.tolist()]
+    assert torch.allclose(emb, torch.tensor(expected, dtype=torch.float64), atol=1e-12)
+    with pytest.raises(ValueError, match="even"):
+        time_embedding(t, 5)
+    x = torch.zeros(3, 2)
+    assert batch_time(0.3, x).shape == (3,) and batch_time(torch.tensor([[1.0], [2.0], [3.0]]), x).tolist() == [1, 2, 3]
+    with pytest.raises(ValueError, match=r"t must be a scalar or have shape \(3,\)"):
+        batch_time(torch.zeros(2), x)
+    eps = hutchinson_probe(torch.zeros(4000, 3), "rademacher", torch.Generator().manual_seed(0))
+    assert set(eps.unique().tolist()) == {-1.0, 1.0} and abs(float((eps.T @ eps / 4000 - torch.eye(3)).abs().max())) < 0.1
+    with pytest.raises(ValueError, match="noise"):
+        hutchinson_probe(x, "uniform")

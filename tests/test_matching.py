@@ -1,4 +1,4 @@
-"""Tests for coursekit.matching (lesson 07): paths, losses, couplings, samplers."""
+"""Tests for coursekit.matching (lesson 07): paths, losses, couplings, samplers; and lesson 07's recipes."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.func import jvp
 
+from coursekit.core.fields import NFECounter, batch_time
 from coursekit.matching import (
-    CountNFE,
     GaussianPath,
     LinearPath,
     cfm_loss,
@@ -107,7 +107,7 @@ def test_ot_coupling_is_permutation_and_cheaper(n, d, seed):
 def test_samplers_against_closed_form():
     # dx/dt = a x  ⇒  x(1) = eᵃ x(0)
     a = -0.7
-    field = CountNFE(lambda t, x: a * x)
+    field = NFECounter(lambda t, x: a * x)
     x0 = torch.randn(8, 3, dtype=torch.float64)
     exact = x0 * torch.exp(torch.tensor(a, dtype=torch.float64))
     x1, traj = euler_sample(field, x0, 1, return_trajectory=True)
@@ -124,15 +124,24 @@ def test_samplers_against_closed_form():
     assert tr.shape == (5, 8, 3)
 
 
-def test_field_receives_batched_time():
+def test_field_receives_kernel_time():
+    # fixed-step samplers and the loss pass one time per sample; odeint passes a scalar, which
+    # every field accepts through batch_time
     seen = []
-    field = lambda t, x: (seen.append(t.shape), torch.zeros_like(x))[1]  # noqa: E731
+
+    def field(t, x):
+        seen.append(tuple(torch.as_tensor(t).shape))
+        return torch.zeros_like(x) + batch_time(t, x)[:, None]
+
     x0 = torch.randn(7, 2)
     euler_sample(field, x0, 2)
     midpoint_sample(field, x0, 1)
-    ode_sample(field, x0)
     cfm_loss(field, x0, LinearPath())
-    assert set(seen) == {torch.Size([7])}
+    assert set(seen) == {(7,)}
+    seen.clear()
+    y, nfe = ode_sample(field, x0, return_nfe=True)
+    torch.testing.assert_close(y, x0 + 0.5)  # dx/dt = t
+    assert nfe == len(seen) > 0 and set(seen) <= {(), (7,)}
 
 
 def test_rejects_bad_input():
@@ -145,7 +154,7 @@ def test_rejects_bad_input():
         LinearPath().sample(x, x0=torch.randn(4, 3))
     with pytest.raises(TypeError, match="floating-point"):
         LinearPath().sample(torch.ones(4, 2, dtype=torch.long))
-    with pytest.raises(ValueError, match=r"shape \(batch,\)"):
+    with pytest.raises(ValueError, match=r"t must be a scalar or have shape \(4,\)"):
         LinearPath().sample(x, t=torch.rand(3))
     with pytest.raises(ValueError, match="n_steps"):
         euler_sample(lambda t, x: x, x, 0)
@@ -161,6 +170,7 @@ def test_rejects_bad_input():
 
 # --- closed-form marginals and the FM / CFM equivalence -----------------------------------
 
+from coursekit.data import sample_toy  # noqa: E402
 from coursekit.matching.marginal import MixtureTarget  # noqa: E402
 from coursekit.matching.metrics import energy_distance, sliced_wasserstein, straightness  # noqa: E402
 
@@ -284,23 +294,39 @@ def test_metrics():
     assert straightness((1 - ts**2) * a + ts**2 * b) > 0.01
 
 
-# --- training, few-step evaluation, MNIST helpers and the playground ----------------------
+# --- lesson 07's recipes: training, few-step evaluation, MNIST; the 8gaussians target; the playground
+
+
+def test_eight_gaussians_one_density():
+    # the sampler, the exact mixture of the playground and the closed-form log-density are one q
+    from coursekit.data.toy2d import eight_gaussians_log_prob, eight_gaussians_means
+    from coursekit.matching import eight_gaussians_target
+
+    target = eight_gaussians_target()
+    x = torch.randn(200, 2, dtype=torch.float64) * 2
+    torch.testing.assert_close(target.log_prob_t(LinearPath(), 1.0, x), eight_gaussians_log_prob(x))  # p_1 = q
+    x1 = sample_toy("8gaussians", 16_000, torch.Generator().manual_seed(0)).double()
+    nearest = torch.cdist(x1, target.means).argmin(1)
+    for k in range(8):
+        assert (x1[nearest == k].mean(0) - eight_gaussians_means(torch.float64)[k]).norm() < 0.03
+    assert abs(float((x1 - target.means[nearest]).std()) - target.std) < 0.01
 
 
 def test_train_fm_learns_and_reports_curve():
-    from coursekit.matching.training import train_fm
+    from coursekit.lessons.flow_matching import train_fm
 
     res = train_fm("8gaussians", n_steps=120, batch_size=128, n_eval=2, n_test=300, progress=False)
     assert [p.step for p in res.curve] == [60, 120, 120] or [p.step for p in res.curve][-1] == 120
     assert all(b.time_s >= a.time_s for a, b in zip(res.curve, res.curve[1:]))
     assert res.test_nll < 4.2  # a Gaussian fitted to 8gaussians has NLL ≈ 4.24 nats
     assert res.time_to_nll(1e9) == res.curve[0].time_s and res.time_to_nll(-1e9) is None
+    assert res.flow.transform.field is res.field
 
 
 def test_quality_vs_nfe_rows_and_exact_field():
-    from coursekit.matching.fewstep import flow_straightness, quality_vs_nfe
+    from coursekit.lessons.flow_matching import flow_straightness, quality_vs_nfe
 
-    # the constant field v = x₁* − x₀-free shift: dx/dt = c moves N(0, I) to N(c, I) exactly in one step
+    # the constant field v = c: dx/dt = c moves N(0, I) to N(c, I) exactly in one step
     c = torch.tensor([1.0, -2.0], dtype=torch.float64)
     field = lambda t, x: c.expand_as(x)  # noqa: E731
     x0 = torch.randn(400, 2, dtype=torch.float64)
@@ -310,29 +336,53 @@ def test_quality_vs_nfe_rows_and_exact_field():
     assert flow_straightness(field, x0, 10) < 1e-20
 
 
-def test_mnist_helpers_roundtrip(tmp_path):
+def test_mnist_recipes_and_checkpoint_roundtrip(tmp_path):
     import numpy as np
 
-    from coursekit.matching.image_field import MLPImageField
-    from coursekit.matching.mnist import from_unit, heldout_cfm, load_field, mnist_loss, save_field, to_unit
+    from coursekit.lessons import load_model
+    from coursekit.lessons.flow_matching import KIND, as_signed_tensor, heldout_cfm, mnist_loss, signed_to_display
+    from coursekit.matching import MLPImageField
+    from coursekit.training import checkpoints
 
     imgs = np.random.default_rng(0).integers(0, 256, (10, 28, 28), dtype=np.uint8)
-    x = to_unit(imgs)
-    assert x.shape == (10, 1, 28, 28) and x.min() >= -1 and x.max() <= 1
-    torch.testing.assert_close(from_unit(x)[:, 0] * 255, torch.as_tensor(imgs).float())
+    x = as_signed_tensor(imgs)
+    assert x.shape == (10, 1, 28, 28) and x.dtype == torch.float32 and x.min() >= -1 and x.max() <= 1
+    torch.testing.assert_close(signed_to_display(x)[:, 0] * 255, torch.as_tensor(imgs).float())
     field = MLPImageField((1, 28, 28), hidden=32, n_layers=2)
     torch.nn.init.normal_(field.net[-1].weight, std=0.01)
     assert torch.isfinite(mnist_loss(field, x, batch=4)(0))
-    save_field(tmp_path / "f.pt", field, note="test")
-    loaded, meta = load_field(tmp_path / "f.pt")
-    assert meta == {"note": "test"}
-    out, out2 = field(torch.rand(3), x[:3]), loaded(torch.rand(3), x[:3])
+    checkpoints.save(tmp_path / "f.pt", KIND, {"model": field.state_dict()}, config=field.config(),
+                     meta={"note": "test"}, half=True)
+    ckpt = load_model(tmp_path / "f.pt")
+    loaded = ckpt.model
+    assert ckpt.kind == KIND and ckpt.meta == {"note": "test"} and not loaded.training
+    assert loaded.config() == field.config()
+    t = torch.rand(3)
+    out, out2 = field(t, x[:3]), loaded(t, x[:3])
     assert out.shape == out2.shape == (3, 1, 28, 28)
-    assert abs(heldout_cfm(field, x) - heldout_cfm(loaded, x)) < 1e-2  # float16 storage
-    with pytest.raises(ValueError, match="uint8"):
-        to_unit(imgs.astype(np.float32))
+    assert (out - out2).abs().max() < 1e-2  # float16 storage
+    assert abs(heldout_cfm(field, x) - heldout_cfm(loaded, x)) < 1e-2
+    with pytest.raises(TypeError, match="uint8"):
+        as_signed_tensor(imgs.astype(np.float32))
     with pytest.raises(ValueError, match="shape"):
         field(torch.rand(2), torch.randn(2, 1, 14, 14))
+    with pytest.raises(ValueError, match="t_dim must be even"):
+        MLPImageField((1, 28, 28), t_dim=31)
+    with pytest.raises(ValueError, match="hidden"):
+        MLPImageField((1, 28, 28), hidden=0)
+
+
+def test_shipped_fm_mnist_loads():
+    from coursekit.lessons import load_model
+    from coursekit.training import checkpoints
+
+    if checkpoints.find("fm_mnist.pt", allow_download=False) is None:
+        pytest.skip("fm_mnist.pt is not in data/checkpoints")
+    ckpt = load_model("fm_mnist.pt")
+    assert ckpt.kind == "fm_image_field" and ckpt.meta["carved"] and ckpt.meta["steps"] > 0
+    with torch.no_grad():
+        v = ckpt.model(torch.full((2,), 0.5), torch.zeros(2, 1, 28, 28))
+    assert v.shape == (2, 1, 28, 28) and torch.isfinite(v).all()
 
 
 def test_playground_updates_in_place():

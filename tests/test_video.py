@@ -1,22 +1,23 @@
-"""Lesson 09: moving-digit clips, temporal autoencoder, tiling, latent DiT, pipeline."""
+"""Lesson 09: moving-digit clips, temporal autoencoder, tiling, latent DiT, the generator,
+its checkpoint (kind "video") and its pictures."""
 
+import math
+
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from coursekit.data import mnist_splits
 from coursekit.data.clips import DIGIT_SIZE, bounce_trajectory, moving_digits, pool_digits
+from coursekit.lessons import load_model
+from coursekit.lessons import video as lesson
 from coursekit.matching import euler_sample
-from coursekit.video.dit import LatentDiT
-from coursekit.video.pipeline import (
-    LatentNormalizer,
-    VideoModel,
-    load_video_model,
-    rectified_flow_loss,
-    train_tae,
-)
-from coursekit.video.show import clip_grid_frames, flow_playground, gif_bytes
+from coursekit.training.checkpoints import load
+from coursekit.video.dit import LatentDiT, time_freq_range
+from coursekit.video.latent import LatentNormalizer, VideoModel, rectified_flow_loss
 from coursekit.video.tae import (
     TemporalAutoencoder,
     psnr,
@@ -26,10 +27,9 @@ from coursekit.video.tae import (
     tiled_decode,
     tiled_encode,
 )
+from coursekit.widgets.video import clip_gif, clip_grid_frames, flow_playground, frame_strips
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
 
 
 # --- clips -------------------------------------------------------------------------------
@@ -47,13 +47,18 @@ def test_clip_generator_is_deterministic_and_seed_dependent():
 
 
 def test_clip_parts_use_disjoint_mnist_images():
+    splits = mnist_splits()
     tr, ev = moving_digits(50, seed=0, part="train"), moving_digits(50, seed=0, part="eval")
-    assert tr.offset == 0 and tr.digit_index.max() < 8000
-    assert ev.offset + ev.digit_index.min() >= 8000  # carved test split: 8,000–9,999 held out
+    assert tr.offset == 0 and ev.offset == splits.eval_offset
+    assert tr.digit_index.max() < len(splits.train_images) and ev.digit_index.max() < len(splits.eval_images)
+    if splits.carved:  # one MNIST file: training digits 0–7,999, held-out digits 8,000–9,999
+        assert tr.digit_index.max() < 8000 <= ev.offset + ev.digit_index.min()
     with pytest.raises(ValueError, match="part"):
         moving_digits(2, part="test")
     with pytest.raises(ValueError, match="n_frames"):
         moving_digits(2, n_frames=0)
+    with pytest.raises(ValueError, match="size"):
+        moving_digits(2, size=DIGIT_SIZE - 1)
 
 
 def test_pool_digits_is_a_2x2_mean_and_checks_shape():
@@ -98,6 +103,10 @@ def test_tae_rejects_bad_input():
         tae.encode(torch.zeros(1, 16, 32, 32, dtype=torch.uint8))
     with pytest.raises(ValueError, match="latents"):
         tae.decode(torch.rand(1, 3, 8, 8, 8))
+    with pytest.raises(ValueError, match="width"):
+        TemporalAutoencoder(width=24)
+    with pytest.raises(ValueError, match="latent_channels"):
+        TemporalAutoencoder(latent_channels=0)
 
 
 def test_tae_reconstruction_bound_after_short_training():
@@ -106,7 +115,7 @@ def test_tae_reconstruction_bound_after_short_training():
     x = torch.from_numpy(clip)
     tae = TemporalAutoencoder(latent_channels=4, width=16)
     black = float(x.pow(2).mean())  # the MSE of predicting an empty canvas
-    train_tae(tae, clip, n_steps=120, batch_size=1, lr=5e-3, progress=False)
+    lesson.train_tae(tae, clip, n_steps=120, batch_size=1, lr=5e-3, progress=False)
     with torch.no_grad():
         x_hat = tae(x)[0]
     mse = float((x_hat - x).pow(2).mean())
@@ -163,16 +172,34 @@ def test_tiled_encode_decode_match_untiled_away_from_seams():
 
 
 def test_dit_shapes_zero_init_and_bad_input():
-    dit = LatentDiT(latent_channels=4, spatial=8, max_frames=8, dim=32, depth=2, heads=4, patch_t=2)
+    dit = LatentDiT(latent_channels=4, spatial=8, max_frames=8, width=32, depth=2, heads=4, patch_t=2)
     z = torch.randn(3, 4, 8, 8, 8)
     v = dit(torch.rand(3), z)
     assert v.shape == z.shape
     assert v.abs().max() == 0  # adaLN-Zero and a zero output layer: the untrained field is 0
     assert dit(0.5, z[:, :, :4]).shape == (3, 4, 4, 8, 8)  # fewer latent frames
+    assert dit(torch.tensor(0.5), z).shape == dit(torch.full((3, 1), 0.5), z).shape == z.shape
     with pytest.raises(ValueError, match="t must"):
         dit(torch.rand(2), z)
     with pytest.raises(ValueError, match="z must"):
         dit(0.5, torch.randn(3, 4, 8, 4, 4))
+    with pytest.raises(ValueError, match="width"):
+        LatentDiT(width=0)
+    with pytest.raises(ValueError, match="heads"):
+        LatentDiT(width=32, heads=3)
+
+
+def test_dit_time_features_are_dits_frequencies():
+    """The kernel's [sin, cos] embedding with min/max chosen by time_freq_range has DiT's
+    frequency set 1000·10000^(−k/half): the old cos-first embedding, columns permuted."""
+    width, half = 64, 32
+    t = torch.rand(5, dtype=torch.float64)
+    freqs = 1000.0 * torch.exp(-math.log(10_000.0) * torch.arange(half, dtype=torch.float64) / half)
+    old = torch.cat([torch.cos(t[:, None] * freqs), torch.sin(t[:, None] * freqs)], dim=1)
+    perm = [half + (half - 1 - j) for j in range(half)] + [half - 1 - j for j in range(half)]
+    new = LatentDiT(width=width).double().time_features(t)
+    torch.testing.assert_close(new, old[:, perm])
+    assert time_freq_range(width)[1] == 1000.0
 
 
 def test_rectified_flow_loss_and_euler_on_the_exact_field_of_a_point_mass():
@@ -197,28 +224,79 @@ def test_latent_normalizer_round_trip():
     torch.testing.assert_close(norm.denormalize(zn), z)
 
 
-def test_video_model_save_load_generate(tmp_path):
+def small_model() -> VideoModel:
     torch.manual_seed(0)
     tae = TemporalAutoencoder(width=16)
-    dit = LatentDiT(dim=16, depth=1, heads=2, max_frames=8)
+    dit = LatentDiT(width=16, depth=1, heads=2, max_frames=8)
     for p in dit.parameters():  # move away from the zero init so generation depends on weights
         p.data.add_(0.05 * torch.randn_like(p))
-    model = VideoModel(tae, dit, LatentNormalizer(torch.zeros(4), torch.ones(4)), {"data": "test"})
-    path = model.save(tmp_path / "m.pt")
-    loaded = load_video_model(path)
-    assert loaded.meta == {"data": "test"}
-    a, b = loaded.generate(2, n_steps=3, seed=1), loaded.generate(2, n_steps=3, seed=1)
+    normalizer = LatentNormalizer(torch.tensor([0.1, 0.2, 0.3, 0.4]), torch.tensor([1.0, 2.0, 0.5, 1.5]))
+    return VideoModel(tae, dit, normalizer)
+
+
+def test_video_model_save_load_generate(tmp_path):
+    model = small_model()
+    path = lesson.save_model(model, tmp_path / "m.pt", meta={"data": "test"}, half=False)
+    ckpt = load_model(path)
+    assert ckpt.kind == "video" and ckpt.meta == {"data": "test"}
+    loaded = ckpt.model
+    assert isinstance(loaded, VideoModel) and loaded.dit.config == model.dit.config
+    torch.testing.assert_close(loaded.normalizer.mean, model.normalizer.mean, rtol=0, atol=0)
+    a = loaded.generate(2, n_steps=3, seed=1)
     assert a.shape == (2, 16, 32, 32)
-    torch.testing.assert_close(a, b)
-    with pytest.raises(FileNotFoundError, match="train_video"):
-        load_video_model(tmp_path / "missing.pt")
+    torch.testing.assert_close(a, model.generate(2, n_steps=3, seed=1))  # same weights, same clips
+    torch.testing.assert_close(a, loaded.generate(2, n_steps=3, seed=1))
+    with pytest.raises(ValueError, match="n_steps"):
+        loaded.generate(2, n_steps=0)
+    with pytest.raises(FileNotFoundError):
+        load_model(tmp_path / "missing.pt")
+
+
+def test_half_checkpoint_keeps_the_normalizer_exact(tmp_path):
+    model = small_model()
+    path = lesson.save_model(model, tmp_path / "h.pt", half=True)
+    ckpt = load(path, kind="video")
+    assert ckpt.state["tae"]["enc2d.1.weight"].dtype == torch.float32  # float16 on disk, float32 back
+    rebuilt = lesson.from_checkpoint(ckpt)
+    assert torch.equal(rebuilt.normalizer.std, model.normalizer.std)  # config, not float16 state
+    ckpt.kind = "glow"
+    with pytest.raises(ValueError, match="video"):
+        lesson.from_checkpoint(ckpt)
+
+
+def test_shipped_checkpoint_loads_and_generates():
+    ckpt = load_model("video_toy.pt")
+    assert ckpt.kind == "video" and ckpt.config["dit"]["width"] == 64 and "command" in ckpt.meta
+    clips, seconds = lesson.timed_generate(ckpt.model, 2, n_steps=2, warmup=False)
+    assert clips.shape == (2, 16, 32, 32) and 0 <= float(clips.min()) and float(clips.max()) <= 1 and seconds > 0
+    ink, motion = lesson.clip_stats(clips)
+    assert 0 < ink < 1 and 0 <= motion < 1
+
+
+def test_encode_and_reconstruct_in_batches_match_one_batch():
+    tae = TemporalAutoencoder(width=16).eval()
+    clips = moving_digits(5, seed=2).clips
+    x = torch.from_numpy(clips)
+    with torch.no_grad():
+        torch.testing.assert_close(lesson.encode_clips(tae, clips, batch_size=2), tae.encode(x))
+        torch.testing.assert_close(lesson.reconstruct(tae, clips, batch_size=2), tae(x)[0])
+    with pytest.raises(ValueError, match="batch_size"):
+        lesson.encode_clips(tae, clips, batch_size=0)
+
+
+# --- pictures ------------------------------------------------------------------------------
 
 
 def test_gif_and_strip_frames():
     clips = torch.rand(3, 4, 8, 8)
     frames = clip_grid_frames(clips, scale=2, pad=1)
-    assert frames.shape == (4, 16, 3 * 16 + 2) and frames.dtype == np.uint8
-    assert gif_bytes(clips)[:6] in (b"GIF89a", b"GIF87a")
+    assert frames.shape == (4, 2 * 8, 2 * (3 * 8 + 2)) and frames.dtype == np.uint8
+    assert clip_gif(clips)[:6] in (b"GIF89a", b"GIF87a")
+    fig = frame_strips(clips, row_titles=["a", "b", "c"], every=2, title="t")
+    assert len(fig.axes) == 1  # one mosaic, not one axes per frame
+    plt.close(fig)
+    with pytest.raises(ValueError, match="row_titles"):
+        frame_strips(clips, row_titles=["a"])
 
 
 def test_flow_playground_updates_in_place():

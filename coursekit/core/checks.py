@@ -5,6 +5,7 @@ Importing this module does not import PyTorch (the TensorFlow lesson uses it too
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING
 
@@ -21,10 +22,11 @@ def set_validation(enabled: bool) -> None:
 
 
 def positive_int(value: object, name: str) -> int:
-    """``value`` if it is an int ≥ 1 (not a bool), else ``ValueError`` naming ``name``."""
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+    """``int(value)`` if it is an integer ≥ 1 (Python or NumPy, not a bool), else ``ValueError`` naming ``name``."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:  # np.bool_ is no Integral
         raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
+    return int(value)
+
 
 
 def event_shape_of(dim: object, name: str = "dim") -> tuple[int, ...]:

@@ -70,9 +70,9 @@ def time_embedding(t: Tensor, dim: int, min_freq: float = 1.0, max_freq: float =
         raise ValueError(f"need 0 < min_freq <= max_freq, got {min_freq}, {max_freq}")
     if t.dim() != 1:
         raise ValueError(f"t must have shape (batch,), got {tuple(t.shape)}")
-    freqs = torch.exp(torch.linspace(math.log(min_freq), math.log(max_freq), dim // 2, dtype=t.dtype,
-                                     device=t.device))
-    angles = t[:, None] * freqs[None]
+    # frequencies in float64, then cast: float32 exp/log would add ~1e-4 relative error at high ω
+    freqs = torch.exp(torch.linspace(math.log(min_freq), math.log(max_freq), dim // 2, dtype=torch.float64))
+    angles = t[:, None] * freqs.to(device=t.device, dtype=t.dtype)[None]
     return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..core.checks import positive_int
 from .mnist import mnist_splits
 
 DIGIT_SIZE = 14  # 28×28 MNIST pooled 2×2: a digit fits a 32×32 canvas with room to move
@@ -102,10 +103,11 @@ def moving_digits(
     Digits come from ``part`` ("train" or "eval") of :func:`mnist_splits`, or from
     ``images`` (uint8 ``(N, 28, 28)``) when given (then ``part`` is ignored).
     """
-    for name, value, low in (("n_clips", n_clips, 1), ("n_frames", n_frames, 1), ("n_digits", n_digits, 1),
-                             ("max_speed", max_speed, 1), ("size", size, DIGIT_SIZE)):
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
-            raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    for name, value in (("n_clips", n_clips), ("n_frames", n_frames), ("n_digits", n_digits),
+                        ("max_speed", max_speed), ("size", size)):
+        positive_int(value, name)
+    if size < DIGIT_SIZE:
+        raise ValueError(f"size must be at least the digit size {DIGIT_SIZE}, got {size}")
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
     if images is None:

@@ -16,10 +16,11 @@ Taught in: notebook 07.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -30,8 +31,18 @@ from ..core.fields import VectorField
 from ..core.history import History
 from ..data import sample_toy, to_signed
 from ..flows import Flow, StandardNormal
-from ..matching import (AffinePath, LinearPath, MLPImageField, cfm_loss, energy_distance, euler_sample,
-                        ode_sample, ot_coupling, sliced_wasserstein, straightness)
+from ..matching import (
+    AffinePath,
+    LinearPath,
+    MLPImageField,
+    cfm_loss,
+    energy_distance,
+    euler_sample,
+    ode_sample,
+    ot_coupling,
+    sliced_wasserstein,
+    straightness,
+)
 from ..training.checkpoints import Checkpoint
 from ..training.loop import fit
 from .cnf import evaluate_nll, make_ffjord
@@ -62,7 +73,7 @@ class TrainResult:
     dataset: str
     history: History
     train_time_s: float
-    curve: list[CurvePoint] = field(default_factory=list)
+    curve: list[CurvePoint] = dataclasses.field(default_factory=list)
 
     @property
     def test_nll(self) -> float:

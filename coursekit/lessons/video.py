@@ -41,23 +41,22 @@ def as_clips(clips, device=None) -> Tensor:
 
 
 @torch.no_grad()
+def _in_batches(fn, tae: TemporalAutoencoder, clips, batch_size: int) -> Tensor:
+    positive_int(batch_size, "batch_size")
+    dev = next(tae.parameters()).device
+    x = as_clips(clips)
+    tae.eval()
+    return torch.cat([fn(x[i:i + batch_size].to(dev)) for i in range(0, len(x), batch_size)])
+
+
 def encode_clips(tae: TemporalAutoencoder, clips, batch_size: int = 128) -> Tensor:
     """Latents (N, C, T', h, w) of many clips, encoded in batches (on the TAE's device)."""
-    positive_int(batch_size, "batch_size")
-    dev = next(tae.parameters()).device
-    x = as_clips(clips)
-    tae.eval()
-    return torch.cat([tae.encode(x[i:i + batch_size].to(dev)) for i in range(0, len(x), batch_size)])
+    return _in_batches(tae.encode, tae, clips, batch_size)
 
 
-@torch.no_grad()
 def reconstruct(tae: TemporalAutoencoder, clips, batch_size: int = 32) -> Tensor:
     """``D(E(x))`` of many clips (N, T, H, W), in batches, on the TAE's device."""
-    positive_int(batch_size, "batch_size")
-    dev = next(tae.parameters()).device
-    x = as_clips(clips)
-    tae.eval()
-    return torch.cat([tae(x[i:i + batch_size].to(dev))[0] for i in range(0, len(x), batch_size)])
+    return _in_batches(lambda x: tae(x)[0], tae, clips, batch_size)
 
 
 def train_tae(tae: TemporalAutoencoder, clips, n_steps: int, batch_size: int = 16, lr: float = 2e-3,
