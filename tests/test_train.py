@@ -179,3 +179,34 @@ def test_history_round_trips_through_a_dict():
     h.append(3, {"loss": 0.5, "kl": 1.0})
     again = History.from_dict(h.to_dict())
     assert again.steps == [0, 3] and again["kl"] == [2.0, 1.0]
+
+
+def test_private_generators_are_checkpointed_so_resume_is_exact(tmp_path):
+    data = torch.randn(64, 2, generator=torch.Generator().manual_seed(1))
+
+    def run(n_steps, ckpt, stop_at=None):
+        torch.manual_seed(0)
+        model = torch.nn.Linear(2, 1)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+        gen = torch.Generator().manual_seed(0)  # the batch order, as in the lesson wrappers
+
+        def loss_fn(step):
+            if step == stop_at:
+                raise KeyboardInterrupt  # Ctrl-C in the middle of training
+            idx = torch.randint(0, len(data), (8,), generator=gen)
+            return model(data[idx]).pow(2).mean()
+
+        return fit(loss_fn, model, opt, n_steps, checkpoint=ckpt, checkpoint_every=5, progress=False,
+                   generators=[gen]), model
+
+    reference, ref_model = run(20, tmp_path / "ref.pt")
+    with pytest.raises(KeyboardInterrupt):
+        run(20, tmp_path / "cut.pt", stop_at=12)
+    resumed, model = run(20, tmp_path / "cut.pt")
+    assert resumed["loss"] == reference["loss"]  # bit-identical, not merely close
+    assert torch.equal(model.weight, ref_model.weight)
+    with pytest.raises(ValueError, match="generator states"):
+        fit(lambda s: model.bias.sum(), model, torch.optim.SGD(model.parameters(), lr=0.1), 25,
+            checkpoint=tmp_path / "cut.pt", progress=False)
+    with pytest.raises(TypeError, match="generators"):
+        fit(lambda s: model.bias.sum(), model, torch.optim.SGD(model.parameters(), lr=0.1), 1, generators=[0])

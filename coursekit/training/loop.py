@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -75,8 +75,13 @@ def fit(
     clip_grad_norm: float | None = None,
     progress: bool = True,
     desc: str = "entrenando",
+    generators: Sequence[torch.Generator] = (),
 ) -> History:
     """Run ``n_steps`` optimizer steps (resuming from ``checkpoint`` if it exists).
+
+    ``generators``: the private ``torch.Generator`` objects ``loss_fn`` draws from (batch
+    order, noise); their states are checkpointed with the global RNGs, so a resumed run
+    draws exactly what an uninterrupted one would.
 
     Raises :class:`NonFiniteError` naming the step and the quantity if the loss, a
     logged scalar or a gradient becomes NaN/Inf; the last checkpoint stays untouched.
@@ -85,6 +90,10 @@ def fit(
         raise ValueError(f"n_steps must be a non-negative int, got {n_steps!r}")
     if checkpoint_every < 1:
         raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
+    generators = list(generators)
+    if not all(isinstance(g, torch.Generator) for g in generators):
+        raise TypeError("generators must be torch.Generator objects, got "
+                        f"{[type(g).__name__ for g in generators]}")
     history, start = History(), 0
     if checkpoint is not None and Path(checkpoint).exists():
         saved = checkpoints.load(checkpoint, kind="fit", device=None)
@@ -94,13 +103,20 @@ def fit(
             scheduler.load_state_dict(saved.state["scheduler"])
         history, start = History.from_dict(saved.meta["history"]), saved.meta["step"]
         set_rng_state(saved.meta["rng"])
+        saved_generators = saved.meta.get("generators", [])
+        if len(saved_generators) != len(generators):
+            raise ValueError(f"{checkpoint} holds {len(saved_generators)} generator states but fit() was given "
+                             f"{len(generators)} generators: resume with the same training function")
+        for g, state in zip(generators, saved_generators):
+            g.set_state(state)
 
     def save(step: int) -> None:
         state = {"model": model.state_dict(), "optimizer": optimizer.state_dict()}
         if scheduler is not None:
             state["scheduler"] = scheduler.state_dict()
         checkpoints.save(checkpoint, "fit", state, meta={"step": step, "history": history.to_dict(),
-                                                          "rng": rng_state()})
+                                                          "rng": rng_state(),
+                                                          "generators": [g.get_state() for g in generators]})
 
     model.train()
     bar = tqdm(range(start, n_steps), initial=start, total=n_steps, desc=desc, disable=not progress)
