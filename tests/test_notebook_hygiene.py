@@ -109,7 +109,8 @@ def test_recipes_come_from_the_lesson_module(nb):
 
 
 def test_strip_solutions_turns_marked_blocks_into_todos():
-    src = "def f(x):\n    \"\"\"doc\"\"\"\n    ### BEGIN SOLUTION\n    y = x + 1\n    return y\n    ### END SOLUTION\n\nf"
+    src = ("def f(x):\n    \"\"\"doc\"\"\"\n    ### BEGIN SOLUTION\n    y = x + 1\n    return y\n"
+           "    ### END SOLUTION\n\nf")
     out = sync_notebooks.strip_solutions(src, code=True, where="t")
     assert out == "def f(x):\n    \"\"\"doc\"\"\"\n    # TU CÓDIGO AQUÍ\n    raise NotImplementedError\n\nf"
     md = sync_notebooks.strip_solutions("Respuesta:\n### BEGIN SOLUTION\nes 2\n### END SOLUTION", False, "t")

@@ -9,8 +9,7 @@ import time
 import pytest
 import torch
 
-from coursekit.training import History, NonFiniteError, fit, smooth
-from coursekit.training import checkpoints
+from coursekit.training import History, NonFiniteError, checkpoints, fit, smooth
 
 WORKER = textwrap.dedent(
     """
@@ -18,6 +17,19 @@ WORKER = textwrap.dedent(
     from coursekit.training import fit
     torch.set_num_threads(1)
     path, n_steps, pause = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+    kill_at_save = int(sys.argv[4]) if len(sys.argv) > 4 else 0
+    if kill_at_save:  # die between writing the temporary file and renaming it over the checkpoint
+        import os
+        from coursekit.training import checkpoints
+        saves, real_replace = [], os.replace
+
+        def replace(src, dst):
+            saves.append(dst)
+            if len(saves) == kill_at_save:
+                os._exit(9)
+            real_replace(src, dst)
+
+        checkpoints.os.replace = replace
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(2, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
@@ -37,19 +49,18 @@ WORKER = textwrap.dedent(
 )
 
 
-def _run(tmp_path, name, n_steps, pause=0.0, wait=True):
+def _run(tmp_path, name, n_steps, pause=0.0, wait=True, kill_at_save=0):
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
-    cmd = [sys.executable, str(script), str(tmp_path / name), str(n_steps), str(pause)]
+    cmd = [sys.executable, str(script), str(tmp_path / name), str(n_steps), str(pause), str(kill_at_save)]
     if wait:
-        subprocess.run(cmd, check=True, timeout=120)
-        return None
+        return subprocess.run(cmd, timeout=120).returncode
     return subprocess.Popen(cmd)
 
 
 def test_killed_training_resumes_to_the_same_final_state(tmp_path):
     n_steps = 60
-    _run(tmp_path, "reference.pt", n_steps)
+    assert _run(tmp_path, "reference.pt", n_steps) == 0
     reference = torch.load(tmp_path / "reference.pt.final")
 
     proc = _run(tmp_path, "killed.pt", n_steps, pause=0.05, wait=False)
@@ -65,13 +76,27 @@ def test_killed_training_resumes_to_the_same_final_state(tmp_path):
     assert 15 <= saved["step"] < n_steps, "the kill must land mid-training"
     assert not (tmp_path / "killed.pt.final").exists()
 
-    _run(tmp_path, "killed.pt", n_steps)  # same command: resumes from the checkpoint
+    assert _run(tmp_path, "killed.pt", n_steps) == 0  # same command: resumes from the checkpoint
     resumed = torch.load(tmp_path / "killed.pt.final")
     # it resumed: only the steps after the checkpoint ran again (a restart from 0 would also match the reference)
     assert resumed["calls"] == list(range(saved["step"], n_steps))
     assert resumed["steps"] == list(range(n_steps))  # history kept, nothing lost or repeated
     assert resumed["loss"][: saved["step"]] == reference["loss"][: saved["step"]]
     assert resumed["loss"] == reference["loss"]
+    for key, value in reference["model"].items():
+        assert torch.equal(resumed["model"][key], value), key
+
+
+def test_a_kill_inside_the_checkpoint_write_resumes_from_the_previous_one(tmp_path):
+    n_steps = 30
+    assert _run(tmp_path, "reference.pt", n_steps) == 0
+    reference = torch.load(tmp_path / "reference.pt.final")
+    assert _run(tmp_path, "cut.pt", n_steps, kill_at_save=3) == 9  # died writing the step-15 checkpoint
+    assert checkpoints.load(tmp_path / "cut.pt").meta["step"] == 10  # the step-10 file is intact
+    assert (tmp_path / "cut.pt.tmp").exists()  # the half-done write is left aside, never read
+    assert _run(tmp_path, "cut.pt", n_steps) == 0
+    resumed = torch.load(tmp_path / "cut.pt.final")
+    assert resumed["calls"] == list(range(10, n_steps)) and resumed["loss"] == reference["loss"]
     for key, value in reference["model"].items():
         assert torch.equal(resumed["model"][key], value), key
 
