@@ -1,8 +1,8 @@
 """Lesson 02: reverse KL / ELBO per (energy, K, layer type) and the playground's update latency.
 
 The KL table scores the flows of ``data/checkpoints/vi_planar_radial.pt`` (trained by
-``scripts/train_vi.py``) again with fresh samples; ``quick`` uses fewer samples and a
-100 × 100 playground grid instead of 200 × 200.
+``scripts/train_vi.py``, rebuilt by ``coursekit.lessons.load_model``) again with fresh
+samples; ``quick`` uses fewer samples and a 100 × 100 playground grid instead of 200 × 200.
 """
 
 from __future__ import annotations
@@ -20,22 +20,23 @@ CHECKPOINT = ROOT / "data" / "checkpoints" / "vi_planar_radial.pt"
 
 
 def _kl_table(quick: bool) -> str:
-    from coursekit import vi
+    from coursekit.flows.vi import log_partition
+    from coursekit.lessons import load_model
+    from coursekit.lessons.planar_radial import score_reverse_kl
 
-    models = vi.load_vi_checkpoint(CHECKPOINT)
-    meta = models.pop("_meta")
+    ckpt = load_model(CHECKPOINT)
+    models, meta = ckpt.model, ckpt.meta
     n = 5_000 if quick else 50_000
     rows = ["| energy | K | layer | KL(q‖p) (nats) | ELBO | log Z | train s (saved) |",
             "|---|---|---|---|---|---|---|"]
     log_z: dict[str, float] = {}
-    for key in sorted(models, key=lambda k: (models[k]["energy"], models[k]["kind"], models[k]["K"])):
-        e = models[key]
-        U = e["energy"]
-        log_z.setdefault(U, vi.log_partition(U))
+    for key in sorted(models, key=lambda k: (models[k].energy, models[k].kind, models[k].n_layers)):
+        m = models[key]
+        log_z.setdefault(m.energy, log_partition(m.energy))
         torch.manual_seed(0)
-        s = vi.score_reverse_kl(e["flow"], U, n=n, log_z=log_z[U])
-        rows.append(f"| {U} | {e['K']} | {e['kind']} | {s.kl:.3f} ± {s.stderr:.3f} | {s.elbo:.3f} | "
-                    f"{s.log_z:.3f} | {e['seconds']:.0f} |")
+        s = score_reverse_kl(m.flow, m.energy, n=n, log_z=log_z[m.energy])
+        rows.append(f"| {m.energy} | {m.n_layers} | {m.kind} | {s.kl:.3f} ± {s.stderr:.3f} | {s.elbo:.3f} | "
+                    f"{s.log_z:.3f} | {m.seconds:.0f} |")
     head = (f"Flows trained by `{meta.get('command', 'scripts/train_vi.py')}` ({meta.get('steps')} Adam steps, "
             f"batch {meta.get('batch')}, annealing over {meta.get('anneal')} steps, cosine decay), scored "
             f"again here with {n:,} fresh samples (± = Monte Carlo standard error). Training seconds were "

@@ -7,19 +7,21 @@
     .venv/bin/python scripts/train_vi.py --kinds planar --out /tmp/vi_planar.pt &
     .venv/bin/python scripts/train_vi.py --kinds radial --out /tmp/vi_radial.pt
     .venv/bin/python scripts/train_vi.py --merge /tmp/vi_planar.pt /tmp/vi_radial.pt
+    .venv/bin/python -m coursekit.training.checkpoints --update   # record the new SHA-256
 
-The output holds, per model ``"{kind}-{U}-K{K}"``, the flow's ``state_dict``, its score
-(reverse KL and ELBO on fresh samples) and the training curve subsampled; notebook 02 and
-``benchmarks/bench_planar_radial.py`` load it with :func:`load_vi_checkpoint`. The file is
-rewritten after every model, so an interrupted run keeps what it finished (and is resumed:
-finished models are skipped).
+The output is a ``"vi"`` checkpoint (:func:`coursekit.lessons.planar_radial.save_models`)
+holding, per model ``"{kind}-{U}-K{K}"``, the flow's weights, its score (reverse KL and ELBO
+on fresh samples) and the training curve subsampled; notebook 02 and
+``benchmarks/bench_planar_radial.py`` load it with
+``coursekit.lessons.load_model("vi_planar_radial.pt")``. The file is rewritten after every
+model, so an interrupted run keeps what it finished (and is resumed: finished models are
+skipped).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -27,10 +29,22 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from coursekit import seed_everything, vi  # noqa: E402
-from coursekit.train import load_checkpoint, save_checkpoint  # noqa: E402
+from coursekit.lessons import load_model  # noqa: E402
+from coursekit.lessons import planar_radial as lesson  # noqa: E402
+from coursekit.training.checkpoints import ChecksumError  # noqa: E402
 
 DEFAULT_OUT = ROOT / "data" / "checkpoints" / "vi_planar_radial.pt"
+
+
+def _load(path: Path) -> tuple[dict, dict]:
+    """``(models, meta)`` of a ``"vi"`` checkpoint written by this script."""
+    try:
+        ckpt = load_model(path)
+    except ChecksumError as err:  # the shipped name, half rewritten by an interrupted run
+        raise SystemExit(f"{err}\nTo resume the interrupted run, accept the file first with "
+                         "`python -m coursekit.training.checkpoints --update`; to start over, delete it.") from err
+    meta = {k: v for k, v in ckpt.meta.items() if k != "models"}
+    return ckpt.model, meta
 
 
 def main() -> int:
@@ -46,18 +60,17 @@ def main() -> int:
     parser.add_argument("--merge", nargs="*", type=Path, default=None, help="join the models of these files")
     args = parser.parse_args()
     if args.merge:
-        parts = [load_checkpoint(p) for p in args.merge]
-        merged = {"meta": {**parts[0]["meta"], "command": "python scripts/train_vi.py --kinds ... (one process per"
-                           " kind), then --merge " + " ".join(p.name for p in args.merge)}, "models": {}}
-        for part in parts:
-            merged["models"].update(part["models"])
-        save_checkpoint(args.out, **merged)
-        print(f"wrote {args.out} with {len(merged['models'])} models")
+        parts = [_load(p) for p in args.merge]
+        models = {key: m for part_models, _ in parts for key, m in part_models.items()}
+        meta = {**parts[0][1], "command": "python scripts/train_vi.py --kinds ... (one process per kind), "
+                "then --merge " + " ".join(p.name for p in args.merge)}
+        lesson.save_models(args.out, models, meta)
+        print(f"wrote {args.out} with {len(models)} models")
         return 0
     torch.set_num_threads(1)  # tiny 2-D models: threads cost more than they give
-    state = load_checkpoint(args.out) if args.out.exists() else {"models": {}}
-    state["meta"] = {
-        "target": "coursekit.vi.target(U): the paper's energy + soft wall at |x1| = 4",
+    models = _load(args.out)[0] if args.out.exists() else {}
+    meta = {
+        "target": "coursekit.flows.vi.target(U): the paper's energy + soft wall at |x1| = 4",
         "command": "python scripts/train_vi.py " + " ".join(sys.argv[1:]),
         "steps": args.steps, "anneal": args.anneal, "lr": args.lr, "batch": args.batch,
         "optimizer": "Adam + cosine decay", "seed": "0 (make_flow) and 0 (training)",
@@ -65,23 +78,14 @@ def main() -> int:
     for kind in args.kinds:
         for U in args.energies:
             for K in args.layers:
-                key = f"{kind}-{U}-K{K}"
-                if key in state["models"]:
+                key = lesson.model_key(kind, U, K)
+                if key in models:
                     print(f"{key}: already trained, skipped", flush=True)
                     continue
-                seed_everything(0)
-                flow = vi.make_flow(kind, K, seed=0)
-                t0 = time.perf_counter()
-                hist = vi.fit_reverse_kl(flow, U, args.steps, batch=args.batch, lr=args.lr,
-                                         anneal_steps=args.anneal or None, cosine=True, progress=False)
-                seconds = time.perf_counter() - t0
-                score = vi.score_reverse_kl(flow, U, n=20_000)
-                curve = hist["neg_elbo"][:: max(1, args.steps // 200)]
-                state["models"][key] = {"state_dict": flow.state_dict(), "kind": kind, "energy": U, "K": K,
-                                        "kl": score.kl, "elbo": score.elbo, "log_z": score.log_z,
-                                        "stderr": score.stderr, "seconds": seconds, "curve": curve}
-                save_checkpoint(args.out, **state)
-                print(f"{key}: {score} ({seconds:.0f} s)", flush=True)
+                models[key] = lesson.train_model(kind, U, K, args.steps, anneal_steps=args.anneal or None,
+                                                 lr=args.lr, batch=args.batch, seed=0)
+                lesson.save_models(args.out, models, meta)
+                print(f"{key}: {models[key].score} ({models[key].seconds:.0f} s)", flush=True)
     print(f"wrote {args.out}")
     return 0
 

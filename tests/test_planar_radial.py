@@ -1,4 +1,4 @@
-"""Planar and radial flows (contract, û, folds), VI / ML helpers and the lesson-02 playground."""
+"""Planar and radial flows (contract, û, folds), VI / ML recipes, the shipped checkpoint and the playground."""
 
 import math
 
@@ -9,19 +9,19 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from torch.func import jacrev
 
-from coursekit import vi
 from coursekit.data.toy2d import energy_u2
 from coursekit.flows.base import Compose, Flow, StandardNormal
 from coursekit.flows.planar import Planar
 from coursekit.flows.radial import Radial
+from coursekit.flows.vi import annealing_weight, log_partition, reverse_kl_loss, target
+from coursekit.lessons import load_model
+from coursekit.lessons import planar_radial as lesson
 from coursekit.testing import check_bijection, check_rejects_bad_input
 
 pytestmark = pytest.mark.usefixtures("float64")
 
 coord = st.floats(-3.0, 3.0, allow_nan=False)
 FAST = settings(max_examples=25, deadline=None)
-
-
 
 
 def _z(dim: int, seed: int, n: int = 12, scale: float = 2.0) -> torch.Tensor:
@@ -151,46 +151,46 @@ def _gaussian_energy(x):
 def test_reverse_kl_is_zero_when_q_equals_p_and_log_z_matches_closed_form():
     # u = 0: f is the identity, so q = N(0, I) = exp(-U) / 2π exactly
     flow = Flow(StandardNormal(2), Compose([Planar(2, u=[0.0, 0.0], w=[1.0, 1.0], constrain=False)]))
-    assert math.isclose(vi.log_partition(_gaussian_energy), math.log(2 * math.pi), rel_tol=1e-9)
-    score = vi.score_reverse_kl(flow, _gaussian_energy, n=500)
+    assert math.isclose(log_partition(_gaussian_energy), math.log(2 * math.pi), rel_tol=1e-9)
+    score = lesson.score_reverse_kl(flow, _gaussian_energy, n=500)
     assert abs(score.kl) < 1e-9 and score.stderr < 1e-9
-    loss = vi.reverse_kl_loss(flow, _gaussian_energy, 500)
+    loss = reverse_kl_loss(flow, _gaussian_energy, 500)
     assert math.isclose(float(loss.detach()), -math.log(2 * math.pi), rel_tol=1e-9)  # = KL - log Z
 
 
 def test_reverse_kl_matches_monte_carlo_oracle_for_a_shifted_gaussian():
     # q = N(0, I); p = N(m, I): KL(q ‖ p) = ‖m‖² / 2
     m = torch.tensor([1.0, -0.5])
-    flow = vi.make_flow("radial", 1)
+    flow = lesson.make_flow("radial", 1)
     with torch.no_grad():
         flow.transform.bijections[0].beta_raw.fill_(math.log(math.expm1(float(flow.transform.bijections[0].alpha))))
     assert abs(float(flow.transform.bijections[0].beta.detach())) < 1e-12  # β = 0: identity
-    score = vi.score_reverse_kl(flow, lambda x: 0.5 * ((x - m) ** 2).sum(1), n=4000)
+    score = lesson.score_reverse_kl(flow, lambda x: 0.5 * ((x - m) ** 2).sum(1), n=4000)
     assert abs(score.kl - 0.5 * float(m @ m)) < 5 * score.stderr  # Monte Carlo: within 5 standard errors
 
 
 def test_named_targets_are_normalizable():
-    # U2 does not confine x₁; the wall of vi.target makes log Z independent of the box
-    assert vi.log_partition("U2", bounds=8.0) == pytest.approx(vi.log_partition("U2", bounds=12.0, n=1500), abs=1e-6)
+    # U2 does not confine x₁; the wall of target makes log Z independent of the box
+    assert log_partition("U2", bounds=8.0) == pytest.approx(log_partition("U2", bounds=12.0, n=1500), abs=1e-6)
     x = torch.tensor([[0.5, 0.3], [6.0, 0.0]])
-    raw, walled = energy_u2(x), vi.target("U2")(x)
+    raw, walled = energy_u2(x), target("U2")(x)
     assert walled[0] == raw[0] and walled[1] == pytest.approx(raw[1] + 0.5 * (2.0 / 0.2) ** 2)
 
 
 def test_annealing_weight():
-    assert vi.annealing_weight(0, 100) == pytest.approx(0.01)
-    assert vi.annealing_weight(50, 100) == pytest.approx(0.51)
-    assert vi.annealing_weight(500, 100) == 1.0
-    assert vi.annealing_weight(3, None) == 1.0
+    assert annealing_weight(0, 100) == pytest.approx(0.01)
+    assert annealing_weight(50, 100) == pytest.approx(0.51)
+    assert annealing_weight(500, 100) == 1.0
+    assert annealing_weight(3, None) == 1.0
 
 
 def test_fit_reverse_kl_improves_the_elbo_and_checkpoints(tmp_path):
     torch.manual_seed(0)
-    flow = vi.make_flow("planar", 4, seed=1)
-    before = vi.score_reverse_kl(flow, "U1", n=4000)
-    hist = vi.fit_reverse_kl(flow, "U1", 150, batch=128, lr=1e-2, anneal_steps=50, progress=False,
-                             checkpoint=tmp_path / "vi.pt")
-    after = vi.score_reverse_kl(flow, "U1", n=4000)
+    flow = lesson.make_flow("planar", 4, seed=1)
+    before = lesson.score_reverse_kl(flow, "U1", n=4000)
+    hist = lesson.fit_reverse_kl(flow, "U1", 150, batch=128, lr=1e-2, anneal_steps=50, progress=False,
+                                 checkpoint=tmp_path / "vi.pt")
+    after = lesson.score_reverse_kl(flow, "U1", n=4000)
     assert after.kl < before.kl - 0.3
     assert hist["beta"][0] == pytest.approx(0.01) and hist["beta"][-1] == 1.0
     assert (tmp_path / "vi.pt").exists()
@@ -202,23 +202,62 @@ def test_fit_max_likelihood_lowers_held_out_nll():
     from coursekit.data import sample_toy
 
     train, test = sample_toy("8gaussians", 2000, g).double(), sample_toy("8gaussians", 1000, g).double()
-    flow = vi.make_flow("radial", 4, seed=0)
-    before = vi.mean_nll(flow, test)
-    vi.fit_max_likelihood(flow, train, 80, batch=128, lr=2e-2, progress=False, generator=g)
-    assert vi.mean_nll(flow, test) < before - 0.2
+    flow = lesson.make_flow("radial", 4, seed=0)
+    before = lesson.mean_nll(flow, test)
+    lesson.fit_max_likelihood(flow, train, 80, batch=128, lr=2e-2, progress=False, generator=g)
+    assert lesson.mean_nll(flow, test) < before - 0.2
     # mean_nll is -mean log q: for the identity flow it is the Gaussian's closed form
     ident = Flow(StandardNormal(2), Compose([Radial(2, alpha=1.0, beta=1e-12)]))
     closed = float((0.5 * (test**2).sum(1)).mean()) + math.log(2 * math.pi)
-    assert vi.mean_nll(ident, test) == pytest.approx(closed, rel=1e-6)
+    assert lesson.mean_nll(ident, test) == pytest.approx(closed, rel=1e-6)
 
 
 def test_vi_bad_arguments():
     with pytest.raises(ValueError, match="planar"):
-        vi.make_flow("glow", 2)
+        lesson.make_flow("glow", 2)
+    with pytest.raises(ValueError, match="n_layers must be a positive int"):
+        lesson.make_flow("planar", 0)
     with pytest.raises(ValueError, match="U1"):
-        vi.reverse_kl_loss(vi.make_flow("planar", 1), "U9", 10)
+        reverse_kl_loss(lesson.make_flow("planar", 1), "U9", 10)
     with pytest.raises(ValueError, match=r"\(N, D\)"):
-        vi.fit_max_likelihood(vi.make_flow("planar", 1), torch.zeros(5), 1, progress=False)
+        lesson.fit_max_likelihood(lesson.make_flow("planar", 1), torch.zeros(5), 1, progress=False)
+
+
+# --- the "vi" checkpoint ---------------------------------------------------------------------
+
+
+def test_shipped_checkpoint_rebuilds_flows_whose_scores_match_the_saved_ones():
+    ckpt = load_model("vi_planar_radial.pt")
+    assert ckpt.kind == "vi" and len(ckpt.model) == 24 and "command" in ckpt.meta
+    log_z = {}
+    torch.manual_seed(0)
+    for key, m in ckpt.model.items():
+        assert key == lesson.model_key(m.kind, m.energy, m.n_layers)
+        log_z.setdefault(m.energy, log_partition(m.energy))
+        assert m.score.log_z == pytest.approx(log_z[m.energy], abs=1e-9)
+        fresh = lesson.score_reverse_kl(m.flow, m.energy, n=2_000, log_z=log_z[m.energy])
+        # the saved KL was estimated with 20,000 other samples: agree within 5 standard errors
+        assert abs(fresh.kl - m.score.kl) < 5 * math.hypot(fresh.stderr, m.score.stderr) + 1e-3, key
+    for U in ["U1", "U2", "U3", "U4"]:
+        assert ckpt.model[f"planar-{U}-K32"].score.kl < ckpt.model[f"planar-{U}-K2"].score.kl
+
+
+def test_save_models_and_load_model_round_trip(tmp_path):
+    trained = lesson.train_model("radial", "U1", 2, 5, anneal_steps=3, batch=32, n_score=500)
+    path = lesson.save_models(tmp_path / "mine.pt", {"radial-U1-K2": trained}, meta={"steps": 5})
+    ckpt = load_model(path)
+    assert ckpt.meta["steps"] == 5 and list(ckpt.model) == ["radial-U1-K2"]
+    back = ckpt.model["radial-U1-K2"]
+    assert (back.kind, back.energy, back.n_layers) == ("radial", "U1", 2)
+    assert back.score == trained.score and back.curve == pytest.approx(trained.curve)
+    for name, value in trained.flow.state_dict().items():
+        torch.testing.assert_close(back.flow.state_dict()[name], value)
+    x = torch.tensor([[0.5, -0.3], [1.0, 1.0]])
+    with torch.no_grad():
+        torch.testing.assert_close(back.flow.log_prob(x), trained.flow.log_prob(x))
+    ckpt.kind = "glow"
+    with pytest.raises(ValueError, match="'vi'"):
+        lesson.from_checkpoint(ckpt, "cpu")
 
 
 # --- the playground -----------------------------------------------------------------------

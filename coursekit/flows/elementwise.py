@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..core.checks import positive_int
 from .base import Bijection, as_vector
 from .roots import solve_increasing
 
@@ -21,7 +22,7 @@ class ElementwiseAffine(Bijection):
 
     def __init__(self, dim: int, scale=1.0, shift=0.0):
         super().__init__()
-        self.event_shape = (dim,)
+        self.event_shape = (positive_int(dim, "dim"),)
         scale = as_vector(scale, dim, "scale")
         if (scale <= 0).any():
             raise ValueError("scale must be positive")
@@ -48,7 +49,7 @@ class TanhWarp(Bijection):
 
     def __init__(self, dim: int, a=1.0, b=1.0, tol: float = 1e-9):
         super().__init__()
-        self.event_shape = (dim,)
+        self.event_shape = (positive_int(dim, "dim"),)
         self.tol = tol
         a, b = as_vector(a, dim, "a"), as_vector(b, dim, "b")
         if (b <= 0).any():

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..core.checks import positive_int
 from .base import Bijection, as_vector
 from .roots import solve_increasing
 
@@ -45,8 +46,7 @@ class Planar(Bijection):
     def __init__(self, dim: int, u=None, w=None, b=None, *, constrain: bool = True, tol: float = 1e-9,
                  init_scale: float = 0.1, generator: torch.Generator | None = None):
         super().__init__()
-        if not isinstance(dim, int) or dim < 1:
-            raise ValueError(f"dim must be a positive int, got {dim!r}")
+        positive_int(dim, "dim")
         if tol <= 0:
             raise ValueError(f"tol must be positive, got {tol}")
         self.event_shape = (dim,)

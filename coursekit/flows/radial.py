@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..core.checks import positive_int
 from .base import Bijection
 
 
@@ -38,8 +39,7 @@ class Radial(Bijection):
     def __init__(self, dim: int, z0=None, alpha: float = 1.0, beta: float = 0.0, *, constrain: bool = True,
                  init_scale: float = 0.1, generator: torch.Generator | None = None):
         super().__init__()
-        if not isinstance(dim, int) or dim < 1:
-            raise ValueError(f"dim must be a positive int, got {dim!r}")
+        positive_int(dim, "dim")
         dtype = torch.get_default_dtype()
         if z0 is None:
             z0 = init_scale * torch.randn(dim, generator=generator, dtype=dtype)

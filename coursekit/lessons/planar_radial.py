@@ -121,7 +121,8 @@ def fit_max_likelihood(flow: Flow, data: Tensor, n_steps: int, *, batch: int = 2
         return -flow.log_prob(data[idx]).mean()
 
     return fit(loss_fn, flow, opt, n_steps, checkpoint=checkpoint, progress=progress,
-               desc="máxima verosimilitud", clip_grad_norm=100.0)
+               desc="máxima verosimilitud", clip_grad_norm=100.0,
+               generators=[generator] if generator is not None else [])  # a resumed run draws the same batches
 
 
 # --- the paper's figure: one flow per (layer type, energy, K) ---------------------------------

@@ -19,6 +19,7 @@ import torch
 from matplotlib.colors import TwoSlopeNorm
 
 from .. import viz
+from ..core.checks import one_of
 from ..flows.base import Compose, StandardNormal
 from ..flows.planar import Planar
 from ..flows.radial import Radial
@@ -54,16 +55,15 @@ RADIAL_KEYS = ("z01", "z02", "alpha", "beta")
 def build_stack(kind: str, specs: list[dict], constrain: bool, tol: float = 4e-3) -> Compose:
     """The stack of planar/radial layers described by ``specs`` (for drawing: ``tol`` of the
     planar inverse a tenth of a pixel of the 200 × 200 grid over [-4, 4]²)."""
+    one_of(kind, ("planar", "radial"), "kind")
     layers = []
     for s in specs:
         if kind == "planar":
             w = [s["w1"], s["w2"]] if (s["w1"], s["w2"]) != (0.0, 0.0) else [1e-3, 0.0]  # w = 0 is not a plane
             layers.append(Planar(2, u=[s["u1"], s["u2"]], w=w, b=s["b"], constrain=constrain, tol=tol))
-        elif kind == "radial":
+        else:
             beta = s["beta"] if not constrain else max(s["beta"], -s["alpha"] + 1e-3)
             layers.append(Radial(2, z0=[s["z01"], s["z02"]], alpha=s["alpha"], beta=beta, constrain=constrain))
-        else:
-            raise ValueError(f"kind must be 'planar' or 'radial', got {kind!r}")
     return Compose(layers).float()  # drawing in float32 whatever the notebook's default dtype
 
 

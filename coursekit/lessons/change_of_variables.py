@@ -1,0 +1,71 @@
+"""Lesson 01's recipe: check the change-of-variables formula against a histogram of samples.
+
+Notebook 01 pushes samples ``z ~ p_z`` through ``x = f(z)`` and compares the histogram of
+``x`` with the probability that ``p_x(x) = p_z(z) |det J_f(z)|⁻¹`` gives each bin, in 1-D
+and in 2-D: :func:`cell_probabilities` integrates the formula over the cells of a 2-D
+histogram and :func:`histogram_check` runs the χ² test. The layers are in
+:mod:`coursekit.flows.elementwise`; the sum of log-determinants in
+:class:`coursekit.flows.Compose`.
+
+Taught in: notebook 01.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from scipy import stats
+from torch import Tensor
+
+from ..core.checks import positive_int
+from ..viz import make_grid
+
+
+class HistogramCheck(NamedTuple):
+    """Pearson's χ² of histogram counts against the formula's bin probabilities."""
+
+    chi2: float
+    dof: int
+    p_value: float
+
+
+def histogram_check(counts, probs, n_samples: int, min_expected: float = 5.0) -> HistogramCheck:
+    """χ² test of histogram ``counts`` against the probabilities ``probs`` of the same bins.
+
+    Bins expected to hold fewer than ``min_expected`` of the ``n_samples`` samples are left
+    out (the usual rule for χ²), and the expected counts are rescaled to the kept bins'
+    total: samples that land outside the histogram's window are not compared.
+    """
+    counts, probs = np.asarray(counts, dtype=float), np.asarray(probs, dtype=float)
+    if counts.shape != probs.shape:
+        raise ValueError(f"counts and probs must have the same shape, got {counts.shape} and {probs.shape}")
+    positive_int(n_samples, "n_samples")
+    keep = probs * n_samples >= min_expected
+    if keep.sum() < 2:
+        raise ValueError(f"fewer than 2 bins expect {min_expected} samples or more: use more samples or wider bins")
+    expected = probs[keep] / probs[keep].sum() * counts[keep].sum()
+    chi2, p_value = stats.chisquare(counts[keep], expected)
+    return HistogramCheck(float(chi2), int(keep.sum()) - 1, float(p_value))
+
+
+@torch.no_grad()
+def cell_probabilities(log_prob: Callable[[Tensor], Tensor], bounds: float = 4.0, n_cells: int = 16,
+                       sub: int = 10) -> np.ndarray:
+    """``P(x ∈ cell)`` for the ``n_cells × n_cells`` cells of ``[-bounds, bounds]²``.
+
+    Midpoint rule with ``sub × sub`` points per cell, in float64. Indexed ``[row = x₂,
+    column = x₁]``, like ``np.histogram2d(x[:, 1], x[:, 0], ...)``.
+    """
+    positive_int(n_cells, "n_cells")
+    positive_int(sub, "sub")
+    h = 2 * bounds / (n_cells * sub)  # side of one sub-cell; its centre is h / 2 inside the edges
+    inner = bounds - h / 2
+    fine = make_grid((-inner, inner, -inner, inner), n_cells * sub, dtype=torch.float64)
+    density = log_prob(fine.points).exp().reshape(n_cells, sub, n_cells, sub)
+    return (density.sum((1, 3)) * h**2).cpu().numpy()
+
+
+__all__ = ["HistogramCheck", "cell_probabilities", "histogram_check"]
