@@ -3,22 +3,21 @@ log-log slopes, and FFJORD on 2-D toy data (test NLL, training time, NFE) — th
 that lesson 07 (flow matching) compares against.
 
 FFJORD numbers come from the checkpoints that ``scripts/train_ffjord.py`` wrote into
-``data/checkpoints/`` (training time and NFE as logged by that run); the test NLL is
-re-measured here on 5,000 fresh samples (exact trace, dopri5 rtol = atol = 1e-5).
+``data/checkpoints/`` (training time and NFE as logged by that run, the model rebuilt by
+``coursekit.lessons.load_model``); the test NLL is re-measured here on 5,000 fresh samples
+(exact trace, dopri5 rtol = atol = 1e-5). Recipes: ``coursekit.lessons.cnf``.
 """
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import torch
 
-from coursekit.continuous import evaluate_nll, load_ffjord, train_ffjord
-from coursekit.continuous.cnf_experiments import loglog_slope, trace_cost
 from coursekit.data import sample_toy
+from coursekit.lessons import load_model
+from coursekit.lessons.cnf import evaluate_nll, loglog_slope, nfe, trace_cost, train_ffjord
 
-CKPT = Path(__file__).resolve().parents[1] / "data" / "checkpoints"
 DATASETS = ("8gaussians", "checkerboard")
 
 
@@ -26,6 +25,14 @@ def _gauss_nll(name: str, x_test: torch.Tensor) -> float:
     ref = sample_toy(name, 20_000, torch.Generator().manual_seed(999))
     gauss = torch.distributions.MultivariateNormal(ref.mean(0), torch.cov(ref.T))
     return -gauss.log_prob(x_test).mean().item()
+
+
+def _shipped(name: str):
+    """The shipped FFJORD checkpoint with its model, or None when absent (never downloads)."""
+    try:
+        return load_model(f"ffjord_{name}.pt", allow_download=False)
+    except FileNotFoundError:
+        return None
 
 
 def run(quick: bool) -> str:
@@ -37,17 +44,17 @@ def run(quick: bool) -> str:
         ffjord = []
         for name in DATASETS:
             x_test = sample_toy(name, 1000 if quick else 5000, torch.Generator().manual_seed(12345))
-            path = CKPT / f"ffjord_{name}.pt"
-            if quick or not path.exists():  # a smoke run: a few steps of the same recipe
+            ckpt = None if quick else _shipped(name)
+            if ckpt is None:  # a smoke run: a few steps of the same recipe
                 res = train_ffjord(name, n_steps=20, batch_size=256, n_test=500, progress=False)
                 model, m = res.model, res.summary()
                 src = "fresh 20-step smoke run"
                 nll, nfe_test = evaluate_nll(model, x_test)
             else:
-                model, meta = load_ffjord(path)
+                model, meta = ckpt.model, ckpt.meta
                 nll, nfe_test = evaluate_nll(model, x_test)  # the shipped checkpoint, before the timing steps
                 m = meta["metrics"]
-                src = f"`{path.name}` ({meta['steps']} steps of batch {meta['batch']})"
+                src = f"`{ckpt.path.name}` ({meta['steps']} steps of batch {meta['batch']})"
                 # the logged training time depends on the machine's load then: time 30 steps now too
                 cont = train_ffjord(name, n_steps=30, batch_size=meta["batch"], lr=1e-4, model=model, n_test=200,
                                     seed=5, progress=False)
@@ -57,7 +64,7 @@ def run(quick: bool) -> str:
                 model.sample(5000)
             step_s = m.get("step_s_now", m["train_time_s"] / max(m["steps"], 1))
             ffjord.append((name, src, nll, _gauss_nll(name, x_test), m["train_time_s"], step_s, m["mean_nfe_forward"],
-                           m["mean_nfe_backward"], nfe_test, model.nfe, time.perf_counter() - t0))
+                           m["mean_nfe_backward"], nfe_test, nfe(model), time.perf_counter() - t0))
     finally:
         torch.set_num_threads(threads)
     ratio_slope = loglog_slope(cost.dims, cost.ratios)
@@ -73,7 +80,8 @@ def run(quick: bool) -> str:
             "FFJORD (MLPField 2→64→64→64→2 tanh, exact trace, dopri5 rtol = atol = 1e-3 for training, adjoint; "
             "test NLL in nats on fresh samples, exact trace, tol 1e-5). *Train time* is the logged time of the "
             "checkpoint's run (on a heavily loaded shared machine); *s/step now* times 30 more steps of the trained "
-            "model in this run:", "",
+            "model in this run; *NFE sample* and *5000 samples* are `Flow.sample`, one base → data solve that "
+            "carries the log-det along:", "",
             "| data | model | test NLL | Gaussian NLL | train time | s/step now | mean NFE fwd / bwd per step | "
             "NFE log_prob | NFE sample | 5000 samples |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, src, nll, g, tt, st, nf, nb, nt, ns, ts in ffjord:

@@ -3,36 +3,24 @@ time cost of re-integrating backwards, solver error/NFE (ResNet = Euler, rk4, do
 adaptive NFE while learning the spiral.
 
 Memory: ``torch.cuda.max_memory_allocated`` on CUDA; on CPU the peak of live tensor bytes
-seen by ``coursekit.continuous.memory.TensorMemoryTracker`` (forward and backward ops).
+seen by ``coursekit.training.memory.TensorMemoryTracker`` (forward and backward ops).
+Recipes: ``coursekit.lessons.neural_ode`` (the notebook's own).
 """
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import torch
 
-from coursekit.continuous import MLPField, NeuralODE, ODEFunc, SpiralField
-from coursekit.continuous.experiments import adjoint_memory_table, solver_table, spiral_batch, spiral_data
+from coursekit.continuous import MLPField, SpiralField
+from coursekit.lessons.neural_ode import adjoint_memory_table, solver_table, spiral_data, train_spiral
 
 
 def _spiral_nfe(n_steps: int) -> tuple[float, float, float]:
-    torch.manual_seed(0)
-    data = spiral_data()
-    model = NeuralODE(ODEFunc(), rtol=1e-4, atol=1e-4)
-    opt = torch.optim.RMSprop(model.parameters(), lr=1e-3)
-    gen = torch.Generator().manual_seed(0)
-    nfe = []
-    t0 = time.perf_counter()
-    for _ in range(n_steps):
-        opt.zero_grad()
-        h0, t, target = spiral_batch(data, 10, 16, gen)
-        (model(h0, t) - target).abs().mean().backward()
-        nfe.append(model.nfe_forward)
-        opt.step()
+    run = train_spiral(spiral_data(), n_steps=n_steps, progress=False)  # notebook 05's recipe
+    nfe = run.history["nfe"]
     k = max(n_steps // 10, 1)
-    return float(np.mean(nfe[:k])), float(np.mean(nfe[-k:])), (time.perf_counter() - t0) / n_steps
+    return float(np.mean(nfe[:k])), float(np.mean(nfe[-k:])), run.seconds / n_steps
 
 
 def run(quick: bool) -> str:

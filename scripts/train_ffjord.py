@@ -1,27 +1,29 @@
 """Train the small FFJORD models that notebook 06 loads (``data/checkpoints/ffjord_<set>.pt``).
 
 Reproduce the shipped checkpoints (one process per data set; the recipe is
-``coursekit.continuous.train_ffjord``: MLPField 2→64→64→64→2 with tanh, exact trace,
-dopri5 with rtol = atol = 1e-3, adjoint, Adam + cosine schedule, fresh batches of 512)::
+``coursekit.lessons.cnf.train_ffjord``: ``Flow(StandardNormal(2), CNF(MLPField 2→64→64→64→2 tanh))``,
+exact trace, dopri5 with rtol = atol = 1e-3, adjoint, Adam + cosine schedule, fresh batches of 512)::
 
-    .venv/bin/python scripts/train_ffjord.py --dataset 8gaussians --steps 1500
-    .venv/bin/python scripts/train_ffjord.py --dataset checkerboard --steps 1500
+    .venv/bin/python scripts/train_ffjord.py --dataset 8gaussians --steps 1200
+    .venv/bin/python scripts/train_ffjord.py --dataset checkerboard --steps 1200
 
 Data: ``coursekit.data.sample_toy`` (generated in code, infinite): every step draws a fresh
 batch; the test NLL is measured on 5,000 samples from a separate generator, never trained
-on. The full training state goes to ``--run`` (``coursekit.train.fit``: an interrupted run
-resumes); ``--out`` gets the small model-only file with the config and the metrics.
+on. The full training state goes to ``--run`` (``coursekit.training.fit``: an interrupted run
+resumes); ``--out`` gets the small model-only checkpoint (kind ``"ffjord"``: the field's weights,
+the config that rebuilds the model, the metrics and curves), read back by
+``coursekit.lessons.load_model("ffjord_<set>.pt")``. After retraining, run
+``python -m coursekit.training.checkpoints --update``.
 """
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import torch
 
-from coursekit.continuous import train_ffjord
-from coursekit.train import save_checkpoint
+from coursekit.lessons.cnf import train_ffjord
+from coursekit.training import checkpoints
 
 
 def main() -> None:
@@ -44,12 +46,11 @@ def main() -> None:
                        **config)
     summary = res.summary()
     summary["train_time_s_note"] = "time of the last (possibly resumed) session only"
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.to(torch.float32) for k, v in res.model.field.state_dict().items()}
-    save_checkpoint(out, field=state, config=config, dataset=args.dataset, steps=args.steps, batch=args.batch,
-                    metrics=summary, loss=res.history["loss"], nfe_forward=res.nfe_forward,
-                    nfe_backward=res.nfe_backward,
-                    data_note="sample_toy(dataset) fresh batches; test NLL on 5000 held-out samples (seed 1)")
+    field = {k: v.to(torch.float32) for k, v in res.model.transform.field.state_dict().items()}
+    meta = dict(dataset=args.dataset, steps=args.steps, batch=args.batch, metrics=summary,
+                loss=res.history["loss"], nfe_forward=res.nfe_forward, nfe_backward=res.nfe_backward,
+                data_note="sample_toy(dataset) fresh batches; test NLL on 5000 held-out samples (seed 1)")
+    checkpoints.save(out, "ffjord", {"field": field}, config=config, meta=meta)
     print(summary)
 
 

@@ -5,8 +5,9 @@ these fields integrated by an ODE solver:
 
     h(t_1) = h(t_0) + ∫_{t_0}^{t_1} f(t, h(t); θ) dt.
 
-Each field accepts ``t`` as a number, a 0-d tensor or one time per sample
-(:func:`coursekit.core.fields.batch_time`) and has an int ``dim``, the size of ``x``.
+Each field has an int ``dim``, the size of ``x``. ``MLPField`` reads ``t`` through
+:func:`coursekit.core.fields.batch_time` (a number, a 0-d tensor or one time per sample);
+``ResNetField`` picks its block from a scalar ``t``; the others are autonomous.
 
 Taught in: notebooks 05, 06 (and 07 trains the same ``MLPField`` with flow matching).
 """

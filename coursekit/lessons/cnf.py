@@ -1,0 +1,249 @@
+"""Lesson 06's recipes: FFJORD on 2-D toy data (build, train, evaluate, rebuild a checkpoint),
+the trace's cost against the dimension, and the density over time.
+
+The FFJORD model is the lecture's continuous change of variables written as a flow,
+``Flow(StandardNormal(2), CNF(MLPField(2, ...)))``, trained by maximum likelihood
+
+    min_θ  E_{x ~ data} [ −log p_1(x; θ) ],   log p_1(x) = log p_0(z) − ∫_0^1 tr(∂f/∂x) dt
+
+through the adjoint. One :func:`train_ffjord`, so that notebook 06, its benchmark and
+lesson 07's comparison (flow matching vs FFJORD on the same data) run the same recipe.
+The shipped ``ffjord_<set>.pt`` checkpoints (kind ``"ffjord"``) come from
+``scripts/train_ffjord.py``; :func:`from_checkpoint` rebuilds them.
+
+Taught in: notebook 06 (the baseline of notebook 07).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ..continuous import CNF, MLPField, divergence_exact, divergence_hutchinson
+from ..core.fields import hutchinson_probe
+from ..core.history import History
+from ..data import sample_toy
+from ..flows import Flow, StandardNormal
+from ..training.checkpoints import Checkpoint
+from ..training.loop import fit
+
+
+def make_ffjord(dim: int = 2, hidden: int = 64, n_layers: int = 3, activation: str = "tanh",
+                divergence: str = "exact", rtol: float = 1e-3, atol: float = 1e-3, adjoint: bool = True,
+                method: str = "dopri5") -> Flow:
+    """The course's FFJORD: ``Flow(StandardNormal(dim), CNF(MLPField(dim, ...)))``, solved with the adjoint."""
+    cnf = CNF(MLPField(dim, hidden, n_layers, activation), divergence=divergence, method=method, rtol=rtol,
+              atol=atol, adjoint=adjoint)
+    return Flow(StandardNormal(dim), cnf)
+
+
+def cnf_layers(model: nn.Module) -> list[CNF]:
+    """The ``CNF`` layers inside ``model`` (a ``Flow``, a ``Compose``, a ``CNF``); ``TypeError`` if none."""
+    layers = [m for m in model.modules() if isinstance(m, CNF)]
+    if not layers:
+        raise TypeError(f"expected a model with a CNF inside (e.g. make_ffjord()), got {type(model).__name__}")
+    return layers
+
+
+def nfe(model: nn.Module) -> int:
+    """Evaluations of the dynamics in the last solve of every ``CNF`` layer of ``model``."""
+    return sum(cnf.nfe for cnf in cnf_layers(model))
+
+
+@torch.no_grad()
+def evaluate_nll(model: Flow, x: Tensor, batch_size: int = 2500, rtol: float = 1e-5,
+                 atol: float = 1e-5) -> tuple[float, int]:
+    """Mean ``−log p(x)`` (nats) with the exact trace at tight tolerances; and the NFE per batch.
+
+    ``model`` is a ``Flow`` whose transform holds CNF layers; their settings are restored after.
+    """
+    layers = cnf_layers(model)
+    saved = [(c.divergence, c.rtol, c.atol) for c in layers]
+    for c in layers:
+        c.divergence, c.rtol, c.atol = "exact", rtol, atol
+    try:
+        total, most = 0.0, 0
+        for chunk in x.split(batch_size):
+            total += -model.log_prob(chunk).sum().item()
+            most = max(most, nfe(model))
+    finally:
+        for c, (div, r, a) in zip(layers, saved):
+            c.divergence, c.rtol, c.atol = div, r, a
+    return total / x.shape[0], most
+
+
+@dataclass
+class FFJORDResult:
+    """A trained FFJORD ``Flow`` and the numbers a benchmark reports about it."""
+
+    model: Flow
+    dataset: str
+    history: History
+    train_time_s: float
+    test_nll: float  # nats per sample, on held-out samples, exact trace, eval tolerances
+    nfe_forward: list[int] = field(default_factory=list)  # per step, training solve
+    nfe_backward: list[int] = field(default_factory=list)  # per step, adjoint solve
+    nfe_test: int = 0  # log_prob on the test set (data → base)
+    nfe_sample: int = 0  # sampling base → data
+    n_params: int = 0
+
+    def summary(self) -> dict:
+        n = len(self.nfe_forward)
+        return {
+            "dataset": self.dataset, "steps": n, "train_time_s": round(self.train_time_s, 1),
+            "test_nll": round(self.test_nll, 3),
+            "mean_nfe_forward": round(sum(self.nfe_forward) / max(n, 1), 1),
+            "mean_nfe_backward": round(sum(self.nfe_backward) / max(n, 1), 1),
+            "nfe_test": self.nfe_test, "nfe_sample": self.nfe_sample, "n_params": self.n_params,
+        }
+
+
+def train_ffjord(dataset: str = "8gaussians", n_steps: int = 1000, batch_size: int = 512, lr: float = 3e-3,
+                 hidden: int = 64, n_layers: int = 3, activation: str = "tanh", divergence: str = "exact",
+                 rtol: float = 1e-3, atol: float = 1e-3, adjoint: bool = True, n_test: int = 5000,
+                 seed: int = 0, checkpoint: str | os.PathLike | None = None, model: Flow | None = None,
+                 device: torch.device | str | None = None, progress: bool = True) -> FFJORDResult:
+    """Train FFJORD by maximum likelihood on ``sample_toy(dataset)`` and evaluate it.
+
+    Each step draws a fresh batch (the toy sets are infinite); the test NLL is measured
+    on ``n_test`` samples from a separate generator (seed ``seed + 1``), never trained on.
+    ``model`` continues training a given FFJORD ``Flow``; ``checkpoint`` makes ``fit`` save / resume.
+    Training time counts the optimization only (not the evaluation).
+    """
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    torch.manual_seed(seed)
+    if model is None:
+        model = make_ffjord(2, hidden, n_layers, activation, divergence, rtol, atol, adjoint)
+    cnf_layers(model)
+    model = model.to(device)
+    gen = torch.Generator().manual_seed(seed)
+    x_test = sample_toy(dataset, n_test, torch.Generator().manual_seed(seed + 1)).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(n_steps, 1), eta_min=lr / 10)
+    nfe_f: list[int] = []
+    nfe_b: list[int] = []
+
+    def loss_fn(step: int):
+        if nfe_f and len(nfe_b) < len(nfe_f):  # the previous step's backward has run by now
+            nfe_b.append(nfe(model) - nfe_f[-1])
+        x = sample_toy(dataset, batch_size, gen).to(device)
+        loss = -model.log_prob(x).mean()
+        nfe_f.append(nfe(model))
+        return {"loss": loss, "nfe": torch.tensor(float(nfe_f[-1]))}
+
+    t0 = time.perf_counter()
+    history = fit(loss_fn, model, opt, n_steps, scheduler=sched, checkpoint=checkpoint,
+                  checkpoint_every=max(n_steps // 10, 1), progress=progress, desc=f"FFJORD {dataset}")
+    if nfe_f and len(nfe_b) < len(nfe_f):
+        nfe_b.append(nfe(model) - nfe_f[-1])
+    train_time = time.perf_counter() - t0
+    model.eval()
+    nll, nfe_test = evaluate_nll(model, x_test)
+    with torch.no_grad():
+        model.sample(1000)
+    return FFJORDResult(model, dataset, history, train_time, nll, nfe_f, nfe_b, nfe_test, nfe(model),
+                        sum(p.numel() for p in model.parameters()))
+
+
+def from_checkpoint(ckpt: Checkpoint, device: torch.device | str = "cpu") -> Flow:
+    """The FFJORD ``Flow`` of a kind-``"ffjord"`` checkpoint: ``make_ffjord(**config)`` + the field's weights."""
+    if ckpt.kind != "ffjord" or "field" not in ckpt.state:
+        raise ValueError(f"{ckpt.path} is not an FFJORD checkpoint (kind 'ffjord' with a 'field' state)")
+    model = make_ffjord(**ckpt.config)
+    model.transform.field.load_state_dict(ckpt.state["field"])
+    return model.to(device).eval()
+
+
+@dataclass
+class TraceCost:
+    """Median seconds per divergence evaluation at each dimension, and log-log slopes."""
+
+    dims: list[int]
+    exact_s: list[float]
+    hutchinson_s: list[float]
+    slope_exact: float  # fitted on the dimensions ≥ fit_from
+    slope_hutchinson: float
+    fit_from: int
+
+    @property
+    def ratios(self) -> list[float]:
+        return [e / h for e, h in zip(self.exact_s, self.hutchinson_s)]
+
+
+def _median_time(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def loglog_slope(x: list[float], y: list[float]) -> float:
+    """Least-squares slope of ``log y`` against ``log x``: the exponent ``k`` in ``y ∝ x^k``."""
+    return float(np.polyfit(np.log(x), np.log(y), 1)[0])
+
+
+def trace_cost(dims: tuple[int, ...] = (2, 8, 32, 128, 512), batch: int = 64, hidden: int = 64,
+               repeats: int = 5, fit_from: int = 32, device: torch.device | str = "cpu",
+               seed: int = 0, training: bool = False) -> TraceCost:
+    """Time ``tr(∂f/∂x)`` exactly (D vector-Jacobian products) vs Hutchinson (one) for an MLP field.
+
+    ``training=False`` times the divergence alone (as in evaluation); ``training=True`` keeps
+    it differentiable and includes the backward pass through it (as in a training step).
+    """
+    torch.manual_seed(seed)
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
+    exact, hutch = [], []
+    for d in dims:
+        f = MLPField(d, hidden=hidden, n_layers=2).to(device)
+        x = torch.randn(batch, d, device=device)
+        t = torch.tensor(0.5, device=device)
+        eps = hutchinson_probe(x)
+
+        def run(divergence, f=f, t=t, x=x, eps=eps):
+            div = divergence_exact(f, t, x, create_graph=training) if divergence == "exact" else \
+                divergence_hutchinson(f, t, x, eps, create_graph=training)
+            if training:
+                div.sum().backward()
+            sync()
+
+        exact.append(_median_time(lambda run=run: run("exact"), repeats))
+        hutch.append(_median_time(lambda run=run: run("hutchinson"), repeats))
+    big = [i for i, d in enumerate(dims) if d >= fit_from] or list(range(len(dims)))
+    dims_big = [dims[i] for i in big]
+    return TraceCost(list(dims), exact, hutch, loglog_slope(dims_big, [exact[i] for i in big]),
+                     loglog_slope(dims_big, [hutch[i] for i in big]), fit_from)
+
+
+@torch.no_grad()
+def density_over_time(model: Flow, points: Tensor, times: list[float] | Tensor,
+                      batch_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """``log p_t`` and ``tr(∂f/∂x)(t, ·)`` at fixed ``points`` for each time: two ``(len(times), N)`` arrays.
+
+    ``model`` is ``Flow(base, CNF(field))``; ``log p_t(x)`` integrates from ``t`` down to 0
+    (one solve per time, :meth:`CNF.log_prob_at`); the divergence is the integrand of the
+    log-determinant, evaluated without any solve.
+    """
+    cnf = model.transform
+    if not isinstance(cnf, CNF):
+        raise TypeError(f"model must be Flow(base, CNF(field)), got a transform {type(cnf).__name__}")
+    logps, divs = [], []
+    for t in [float(v) for v in times]:
+        lp = torch.cat([cnf.log_prob_at(chunk, t, model.base) for chunk in points.split(batch_size)])
+        tt = torch.tensor(t, dtype=points.dtype, device=points.device)
+        dv = torch.cat([divergence_exact(cnf.field, tt, chunk) for chunk in points.split(batch_size)])
+        logps.append(lp.cpu().numpy())
+        divs.append(dv.cpu().numpy())
+    return np.stack(logps), np.stack(divs)
+
+
+__all__ = ["FFJORDResult", "TraceCost", "cnf_layers", "density_over_time", "evaluate_nll", "from_checkpoint",
+           "loglog_slope", "make_ffjord", "nfe", "trace_cost", "train_ffjord"]
