@@ -15,7 +15,8 @@ import torch
 
 from coursekit.data import mnist_splits
 from coursekit.flows.glow import glow_2d
-from coursekit.flows.glow_train import evaluate_bpd, find_checkpoint, load_glow, permutation_ablation
+from coursekit.lessons import glow as lesson
+from coursekit.lessons import load_model
 from coursekit.widgets.core import measure_latency
 from coursekit.widgets.glow_steps import glow_steps_playground, temperature_playground
 
@@ -28,7 +29,7 @@ def _ablation_plot(result, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from coursekit.train import smooth
+    from coursekit.training import smooth
 
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
     for perm, curve in result.curves.items():
@@ -56,25 +57,27 @@ def _run(quick: bool) -> str:
     n_eval = 300 if quick else len(data.eval_images)
     lines = ["### Lesson 03 — Glow on MNIST", "", f"Data: {data.source}. Bits/dim on {n_eval} held-out images.", ""]
 
-    ckpt = find_checkpoint("glow_mnist.pt")
+    try:
+        ckpt = load_model("glow_mnist.pt")
+    except FileNotFoundError:
+        ckpt = None
     lines += ["| model | steps | training time | held-out bits/dim | file |", "|---|---|---|---|---|"]
     if ckpt is not None:
-        flow, meta, _ = load_glow(ckpt)
-        bpd = evaluate_bpd(flow, data.eval_images[:n_eval])
+        flow, meta, cfg = ckpt.model, ckpt.meta, ckpt.config
+        bpd = lesson.evaluate_bpd(flow, data.eval_images[:n_eval])
         train_time = meta.get("train_wall_minutes", round(meta.get("train_seconds_this_call", 0) / 60, 1))
-        cfg = meta["config"]
-        lines.append(f"| checkpoint L={cfg['levels']} K={cfg['steps']} hidden={cfg['hidden']} "
-                     f"({sum(p.numel() for p in flow.parameters()):,} params) | {meta['steps']} | "
-                     f"{train_time} min (shared CPU) | {bpd:.3f} | {ckpt.stat().st_size / 1e6:.2f} MB |")
+        lines.append(f"| checkpoint L={cfg['levels']} K={cfg['flow_steps']} hidden={cfg['hidden']} "
+                     f"({sum(p.numel() for p in flow.parameters()):,} params) | {meta['n_steps']} | "
+                     f"{train_time} min (shared CPU) | {bpd:.3f} | {ckpt.path.stat().st_size / 1e6:.2f} MB |")
     else:
         lines.append("| checkpoint | – | – | missing (run scripts/train_glow.py) | – |")
 
-    steps, seeds = (20, (0,)) if quick else (2000, (0, 1))
+    n_steps, seeds = (20, (0,)) if quick else (2000, (0, 1))
     t0 = time.perf_counter()
-    runs = [permutation_ablation(data.train_images, data.eval_images[:n_eval], steps=steps, batch=32, hidden=16,
-                                 seed=seed, progress=False) for seed in seeds]
+    runs = [lesson.permutation_ablation(data.train_images, data.eval_images[:n_eval], n_steps=n_steps, batch=32,
+                                        hidden=16, seed=seed, progress=False) for seed in seeds]
     _ablation_plot(runs[0], OUT / "glow_ablation.png")
-    lines += ["", f"Ablation (L=2, K=4, hidden=16, batch 32, {steps} steps each; per seed the same initial "
+    lines += ["", f"Ablation (L=2, K=4, hidden=16, batch 32, {n_steps} steps each; per seed the same initial "
               "coupling weights and batches for every variant):", "",
               "| channel mixing | train bits/dim (last 10%, seed 0) | held-out bits/dim per seed | mean | seconds |",
               "|---|---|---|---|---|"]
@@ -86,7 +89,7 @@ def _run(quick: bool) -> str:
     lines.append(f"\nCurves (seed 0): `benchmarks/out/glow_ablation.png` ({time.perf_counter() - t0:.0f} s in all).")
 
     lines += ["", "| playground | updates | median (ms) | p95 (ms) |", "|---|---|---|---|"]
-    flow2d = glow_2d(2, steps=6, hidden=64)
+    flow2d = glow_2d(2, flow_steps=6, hidden=64)
     toy = torch.randn(1000, 2)
     flow2d.inverse(toy)
     pg = glow_steps_playground(flow2d, toy, n_points=800, grid_size=100)
@@ -94,7 +97,7 @@ def _run(quick: bool) -> str:
     lat = measure_latency(pg.update, [{"layer": k % (n_layers + 1)} for k in range(2 * n_layers + 2)])
     lines.append(f"| layer by layer (2-D, {n_layers} layers) | {lat.n} | {lat.median_ms:.1f} | {lat.p95_ms:.1f} |")
     if ckpt is not None:
-        pt = temperature_playground(flow, n=36, steps=21)
+        pt = temperature_playground(flow, n=36, n_temperatures=21)
         temps = pt.controls["temperature"].options
         lat = measure_latency(pt.update, [{"temperature": temps[i % len(temps)]} for i in range(42)])
         lines.append(f"| temperature (36 MNIST samples) | {lat.n} | {lat.median_ms:.1f} | {lat.p95_ms:.1f} |")

@@ -7,51 +7,14 @@ test NLL of data / Glow / i-ResNet on the same 2-D data.
 from __future__ import annotations
 
 import math
-import time
 
 import torch
 
-from coursekit.data import sample_toy
-from coursekit.flows.base import Compose, Flow, Inverse, StandardNormal
-from coursekit.flows.coupling import AffineCoupling
-from coursekit.flows.elementwise import ElementwiseAffine
 from coursekit.flows.iresnet import IResBlock
-from coursekit.train import fit
-from coursekit.widgets.iresnet_playground import rotation_block
+from coursekit.lessons import iresnet as lesson
 
 TOL = 1e-6
 LAMS = (0.5, 0.7, 0.9, 0.97, 0.99)
-
-
-def eight_gaussians_log_prob(x: torch.Tensor) -> torch.Tensor:
-    """The true density of ``sample_toy("8gaussians")``: 8 N(c_k/√2, (0.5/√2)² I), equal weights."""
-    angles = torch.arange(8, dtype=x.dtype) * (2 * math.pi / 8)
-    centers = 4 * torch.stack([torch.cos(angles), torch.sin(angles)], 1) / math.sqrt(2)
-    std = 0.5 / math.sqrt(2)
-    sq = ((x[:, None, :] - centers[None]) ** 2).sum(-1)
-    comp = -0.5 * sq / std**2 - 2 * math.log(std) - math.log(2 * math.pi)
-    return torch.logsumexp(comp, 1) - math.log(8)
-
-
-def iresnet_flow(n_blocks: int = 8, hidden: int = 64, lam: float = 0.97) -> Flow:
-    """i-ResNet in the density direction: ``z = F(x)`` (cheap), sampling by fixed point."""
-    blocks = [IResBlock(2, hidden=hidden, depth=2, lam=lam, tol=1e-6) for _ in range(n_blocks)]
-    return Flow(StandardNormal(2), Inverse(Compose([ElementwiseAffine(2), *blocks])))
-
-
-def glow_flow(n_layers: int = 8, hidden: int = 64) -> Flow:
-    """Glow-style 2-D flow: affine couplings with alternating halves, then a learned scale."""
-    layers = [AffineCoupling(2, hidden=hidden, mask="half", parity=k % 2 == 1) for k in range(n_layers)]
-    return Flow(StandardNormal(2), Compose([*layers, ElementwiseAffine(2)]))
-
-
-def train_flow(flow: Flow, data: str, steps: int, batch: int = 256, lr: float = 2e-3, seed: int = 0):
-    """Maximum likelihood on fresh samples each step (seeded), cosine-decayed Adam."""
-    gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(flow.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1))
-    return fit(lambda step: -flow.log_prob(sample_toy(data, batch, gen)).mean(), flow, opt, steps,
-               scheduler=sched, progress=False)
 
 
 def fixed_point_table(quick: bool) -> str:
@@ -62,8 +25,7 @@ def fixed_point_table(quick: bool) -> str:
         for lam in LAMS:
             torch.manual_seed(0)
             if kind.startswith("worst"):
-                block = rotation_block(lam, 0.0)
-                block.max_iter = 20_000
+                block = lesson.rotation_block(lam, 0.0, max_iter=20_000)
             else:
                 block = IResBlock(2, hidden=64, lam=lam, max_iter=20_000).eval()
             block = block.double()  # float64: a float32 residual floors near 1e-6 for |x| ~ 8
@@ -95,25 +57,17 @@ def series_table(quick: bool) -> str:
 
 
 def nll_table(quick: bool, data: str = "8gaussians") -> str:
-    steps = 150 if quick else 2000
-    test = sample_toy(data, 2000 if quick else 20_000, torch.Generator().manual_seed(12345))
+    result = lesson.compare_glow_iresnet(data, n_steps=150 if quick else 2000, n_test=2000 if quick else 20_000,
+                                         tol=TOL)
     rows = ["| model | parameters | train steps | train time (s) | test NLL (nats) | sampling: fixed-point "
-            "iterations per block (tol 1e-6) |", "|---|---|---|---|---|---|",
-            f"| data (true density) | — | — | — | {-eight_gaussians_log_prob(test).mean().item():.3f} | — |"]
-    for name, make in (("Glow (affine coupling ×8)", glow_flow), ("i-ResNet (8 blocks, λ=0.97)", iresnet_flow)):
-        torch.manual_seed(0)
-        flow = make()
-        t0 = time.perf_counter()
-        train_flow(flow, data, steps)
-        secs = time.perf_counter() - t0
-        flow = flow.double().eval()  # float64: a float32 fixed point floors near 1e-6 (|x| ~ 3)
-        with torch.no_grad():
-            nll = -flow.log_prob(test.double()).mean().item()
-            flow.sample(2000)
-        blocks = [b for b in flow.modules() if isinstance(b, IResBlock)]
-        its = ", ".join(str(b.last_inverse_info.iterations) for b in blocks) or "— (closed form)"
-        n_params = sum(p.numel() for p in flow.parameters())
-        rows.append(f"| {name} | {n_params:,} | {steps} | {secs:.0f} | {nll:.3f} | {its} |")
+            "iterations per block (tol 1e-6) |", "|---|---|---|---|---|---|"]
+    if "data" in result.test_nll:
+        rows.append(f"| data (true density) | — | — | — | {result.test_nll['data'].mean().item():.3f} | — |")
+    its = ", ".join(map(str, result.iterations))
+    for name, label, sampling in (("glow", "Glow (affine coupling ×8)", "— (closed form)"),
+                                  ("iresnet", "i-ResNet (8 blocks, λ=0.97)", its)):
+        rows.append(f"| {label} | {result.n_params(name):,} | {result.n_steps} | {result.seconds[name]:.0f} | "
+                    f"{result.test_nll[name].mean().item():.3f} | {sampling} |")
     return "\n".join(rows)
 
 

@@ -15,8 +15,9 @@ Data: ``coursekit.data.mnist_splits()``. Offline, with only the MNIST *test* spl
 hand, it trains on test-split images 0–7,999 and reports bits/dim on images
 8,000–9,999, which it never trained on; the checkpoint's metadata says so. The full
 training state (optimizer, RNG) goes to ``--run`` so an interrupted run resumes
-(``coursekit.train.fit``); ``--out`` gets the small model-only file (float32, < 5 MB).
-``--export-only`` writes ``--out`` from the current ``--run`` state without training.
+(``coursekit.training.fit``, a checkpoint of kind ``"fit"``); ``--out`` gets the small
+model-only file (kind ``"glow"``, float32, < 5 MB) that ``coursekit.lessons.load_model``
+reads. ``--export-only`` writes ``--out`` from the current ``--run`` state without training.
 """
 
 from __future__ import annotations
@@ -28,17 +29,18 @@ from pathlib import Path
 
 import torch
 
+from coursekit.core.history import History
 from coursekit.data import mnist_splits
 from coursekit.flows.glow import mnist_glow
-from coursekit.flows.glow_train import bpd_loss, evaluate_bpd, init_actnorm
-from coursekit.train import fit, load_checkpoint, save_checkpoint
+from coursekit.lessons import glow as lesson
+from coursekit.training import checkpoints, fit
 
-CONFIG = dict(shape=(1, 28, 28), levels=2, steps=6, hidden=64, permutation="lu", alternate_parity=True)
+CONFIG = dict(shape=(1, 28, 28), levels=2, flow_steps=6, hidden=64, permutation="lu", alternate_parity=True)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--steps", type=int, default=3000, help="training steps (in all, counting a resumed run)")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--threads", type=int, default=1)
@@ -53,37 +55,36 @@ def main() -> None:
     train = torch.from_numpy(data.train_images.copy()).unsqueeze(1)
     held_out = torch.from_numpy(data.eval_images.copy()).unsqueeze(1)
     flow = mnist_glow(**CONFIG).to(device)
-    init_actnorm(flow, train)  # ActNorm's data-dependent init on a first batch of 512
+    lesson.init_actnorm(flow, train)  # ActNorm's data-dependent init on a first batch of 512
     opt = torch.optim.Adam(flow.parameters(), lr=args.lr)
     warmup = 200
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, args.steps) / args.steps)))
     t0 = time.time()
     if not args.export_only:
-        fit(bpd_loss(flow, train, args.batch), flow, opt, args.steps, checkpoint=args.run,
+        fit(lesson.bpd_loss(flow, train, args.batch), flow, opt, args.steps, checkpoint=args.run,
             scheduler=sched, clip_grad_norm=50.0, checkpoint_every=100, desc="glow mnist")
-    state = load_checkpoint(args.run, map_location=device)
-    flow.load_state_dict(state["model"])
+    run = checkpoints.load(args.run, kind="fit", device=device)
+    flow.load_state_dict(run.state["model"])
     train_seconds = time.time() - t0
-    bpd = evaluate_bpd(flow, held_out)
+    bpd = lesson.evaluate_bpd(flow, held_out)
+    history = History.from_dict(run.meta["history"])
     meta = {
-        "config": CONFIG,
-        "steps": state["step"],
+        "n_steps": run.meta["step"],
         "batch": args.batch,
         "train_seconds_this_call": round(train_seconds, 1),
-        "trained_on": ("MNIST test split images 0-7,999" if "dividido" in data.source
+        "trained_on": ("MNIST test split images 0-7,999" if data.carved
                        else "MNIST official train split (60,000)"),
-        "evaluated_on": ("MNIST test split images 8,000-9,999 (never trained on)" if "dividido" in data.source
+        "evaluated_on": ("MNIST test split images 8,000-9,999 (never trained on)" if data.carved
                          else "MNIST official test split (10,000)"),
         "source": data.source,
         "heldout_bits_per_dim": round(bpd, 4),
-        "train_bpd_last100": round(sum(last := state["history"]["bpd"][-100:]) / len(last), 4),
-        "torch": torch.__version__,
+        "train_bpd_last100": round(sum(last := history["bpd"][-100:]) / len(last), 4),
+        "torch": str(torch.__version__),
+        "history": History(history.steps, {"bpd": history["bpd"]}).to_dict(),  # the curve notebook 03 plots
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(args.out, model={k: v.cpu() for k, v in flow.state_dict().items()}, meta=meta,
-                    history=state["history"].values["bpd"])
-    print(meta)
+    lesson.save_model(args.out, flow, CONFIG, meta)
+    print({k: v for k, v in meta.items() if k != "history"})
     print(f"wrote {args.out} ({Path(args.out).stat().st_size / 1e6:.2f} MB)")
 
 

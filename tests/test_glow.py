@@ -1,4 +1,5 @@
-"""Lesson 03 (Glow): every layer satisfies the bijection contract in float64."""
+"""Lesson 03 (Glow): every layer satisfies the bijection contract in float64; the lesson's
+recipes and the shipped checkpoint."""
 
 from __future__ import annotations
 
@@ -9,22 +10,14 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from coursekit.core.checks import event_shape_of
+from coursekit.flows.actnorm import ActNorm
+from coursekit.flows.base import Compose, Flow
 from coursekit.flows.coupling import AffineCoupling, make_mask
-from coursekit.flows.glow import (
-    ActNorm,
-    Dequantize,
-    Glow,
-    InvConv1x1,
-    LogitTransform,
-    Permutation,
-    Split,
-    Squeeze,
-    bits_per_dim,
-    glow_2d,
-    glow_step,
-    mnist_glow,
-    sample_at_temperature,
-)
+from coursekit.flows.dequantize import Dequantize, LogitTransform, bits_per_dim, sample_at_temperature
+from coursekit.flows.glow import Glow, glow_2d, glow_step, mnist_glow
+from coursekit.flows.invconv import InvConv1x1, Permutation
+from coursekit.flows.multiscale import Split, Squeeze, squeeze
 from coursekit.testing import check_bijection, check_rejects_bad_input
 
 SETTINGS = settings(max_examples=6, deadline=None)
@@ -236,7 +229,7 @@ def test_glow_step_contract(shape, permutation, seed):
 @given(levels=st.integers(1, 2), permutation=st.sampled_from(["lu", "reverse"]), seed=st.integers(0, 10_000))
 def test_glow_multiscale_contract(levels, permutation, seed):
     torch.manual_seed(seed)
-    f = Glow((1, 4, 4), levels=levels, steps=2, hidden=4, permutation=permutation).double()
+    f = Glow((1, 4, 4), levels=levels, flow_steps=2, hidden=4, permutation=permutation).double()
     f.inverse(randn(seed, 16, 1, 4, 4))
     for name, p in f.named_parameters():
         if "net" in name:
@@ -253,16 +246,53 @@ def test_glow_rejects_bad_config():
         glow_step(4, permutation="rotate")
     with pytest.raises(ValueError, match="image shape"):
         Glow((4,))
+    with pytest.raises(ValueError, match="flow_steps must be a positive int"):
+        Glow((1, 4, 4), flow_steps=0)
+    with pytest.raises(ValueError, match="levels must be a positive int"):
+        Glow((1, 4, 4), levels=True)
+
+
+def test_event_shape_of_is_the_one_shape_check():
+    assert event_shape_of(3) == (3,) and event_shape_of((2, 4, 4)) == (2, 4, 4)
+    assert event_shape_of(torch.Size([1, 2, 2])) == (1, 2, 2)
+    for bad in (0, (2, 3), (1, 0, 4), (1.0, 2, 2), True, "abc", None):
+        with pytest.raises(ValueError, match="dim must be an int D or a shape"):
+            event_shape_of(bad)
+    with pytest.raises(ValueError, match="hidden must be a positive int"):
+        AffineCoupling(4, hidden=0)
+
+
+@pytest.mark.parametrize("order", ["layer, squeeze", "squeeze, layer"])
+def test_hand_built_compose_with_squeeze_accepts_valid_input_and_round_trips(order):
+    # each layer checks its own input, so a shape-changing layer composes (x = f(z): the list runs latent → data)
+    torch.manual_seed(0)
+    if order == "layer, squeeze":  # a coupling on the squeezed shape, then Squeeze unsqueezes to the image
+        layer = randomize(AffineCoupling((4, 2, 2), hidden=4).double(), 1)
+        f = Compose([layer, Squeeze((1, 4, 4))])
+    else:  # Squeeze first: the next layer works on the image
+        layer = randomize(AffineCoupling((1, 4, 4), hidden=4, mask="checkerboard").double(), 1)
+        f = Compose([Squeeze((1, 4, 4)), layer])
+    x = randn(0, 3, 1, 4, 4)
+    z, logdet_inv = f.inverse(x)
+    assert z.shape == (3, 4, 2, 2)
+    x_back, logdet = f(z)
+    torch.testing.assert_close(x_back, x)
+    torch.testing.assert_close(logdet, -logdet_inv)
+    inner = layer.inverse(squeeze(x))[1] if order == "layer, squeeze" else layer.inverse(x)[1]
+    torch.testing.assert_close(logdet_inv, inner)  # Squeeze adds 0
+    check_bijection(Flattened(f, (4, 2, 2), (1, 4, 4)), randn(1, 3, 16))
+    with pytest.raises(ValueError, match="shape"):
+        f.inverse(randn(2, 3, 4, 2, 2))  # the latent side is not valid data
 
 
 def test_glow_2d_trajectory_and_blocks():
-    f = glow_2d(2, steps=3, hidden=8).double()
+    f = glow_2d(2, flow_steps=3, hidden=8).double()
     z = randn(0, 10, 2)
     f.inverse(z)
     traj = f.trajectory(z)
     assert len(traj) == 4 and all(t.shape == (10, 2) for t in traj)
     torch.testing.assert_close(traj[-1], f(z)[0])
-    rows = Glow((1, 8, 8), levels=2, steps=1, hidden=2).blocks()
+    rows = Glow((1, 8, 8), levels=2, flow_steps=1, hidden=2).blocks()
     assert rows[0] == ("x", (1, 8, 8)) and rows[-1][1] == (8, 2, 2)
 
 
@@ -293,14 +323,14 @@ def test_bits_per_dim_of_the_uniform_density_is_eight():
     torch.testing.assert_close(bits_per_dim(torch.zeros(3), 784), torch.full((3,), 8.0))
     # nats → bits → per dimension: −log p = D·ln 2 nats is one bit per dimension less
     torch.testing.assert_close(bits_per_dim(torch.tensor([10 * math.log(2.0)]), 10), torch.tensor([7.0]))
-    with pytest.raises(ValueError, match="num_dims"):
+    with pytest.raises(ValueError, match="num_dims must be a positive int"):
         bits_per_dim(torch.zeros(1), 0)
 
 
 def test_mnist_glow_log_prob_matches_monte_carlo_normalization():
     # a 1-level Glow on 2x2 "images": its density p_y must integrate to 1
     torch.manual_seed(0)
-    flow = mnist_glow((1, 2, 2), levels=1, steps=1, hidden=4).double()
+    flow = mnist_glow((1, 2, 2), levels=1, flow_steps=1, hidden=4).double()
     flow.log_prob(torch.rand(64, 1, 2, 2, dtype=torch.float64))
     # with α > 0 the support is [0, 1] widened by α/(1 − 2α) on each side: integrate over it
     a = 0.05 / 0.9
@@ -313,36 +343,63 @@ def test_mnist_glow_log_prob_matches_monte_carlo_normalization():
     torch.testing.assert_close(sample_at_temperature(flow, 3, 0.0), sample_at_temperature(flow, 3, 0.0))
 
 
-# --- training helpers and playgrounds ---------------------------------------------------
+# --- the lesson's recipes, the shipped checkpoint and the playgrounds ---------------------
 
-def test_training_helpers_validate_and_roundtrip_a_checkpoint(tmp_path):
-    from coursekit.flows.glow_train import as_pixels, bpd_loss, evaluate_bpd, find_checkpoint, load_glow
-    from coursekit.train import save_checkpoint
+def test_lesson_recipes_and_a_glow_checkpoint_round_trip(tmp_path):
+    from coursekit.lessons import glow as lesson
+    from coursekit.lessons import load_model
+    from coursekit.training import checkpoints
 
     with pytest.raises(ValueError, match="uint8"):
-        as_pixels(torch.zeros(2, 4, 4))
-    assert find_checkpoint("no_such_file.pt") is None
+        lesson.as_pixels(torch.zeros(2, 4, 4))
     torch.manual_seed(0)
-    cfg = dict(shape=(1, 4, 4), levels=1, steps=1, hidden=4, permutation="lu")
+    cfg = dict(shape=(1, 4, 4), levels=1, flow_steps=1, hidden=4, permutation="lu")
     flow = mnist_glow(**cfg)
     pixels = torch.randint(0, 256, (8, 1, 4, 4), dtype=torch.uint8)
-    loss = bpd_loss(flow, pixels, batch=4)(0)["loss"]
+    lesson.init_actnorm(flow, pixels)
+    loss = lesson.bpd_loss(flow, pixels, batch=4)(0)["loss"]
     assert torch.isfinite(loss)
-    save_checkpoint(tmp_path / "g.pt", model=flow.state_dict(), meta={"config": cfg}, history=[1.0])
-    again, meta, hist = load_glow(tmp_path / "g.pt")
-    assert meta["config"] == cfg and hist == [1.0]
-    assert evaluate_bpd(again, pixels) == pytest.approx(evaluate_bpd(flow, pixels), abs=1e-6)
-    save_checkpoint(tmp_path / "bad.pt", model={})
-    with pytest.raises(ValueError, match="not a Glow checkpoint"):
-        load_glow(tmp_path / "bad.pt")
+    path = lesson.save_model(tmp_path / "g.pt", flow, cfg, meta={"n_steps": 0})
+    ckpt = load_model(path)
+    assert ckpt.kind == "glow" and ckpt.config == cfg and ckpt.meta == {"n_steps": 0}
+    assert isinstance(ckpt.model, Flow) and not ckpt.model.training
+    assert lesson.evaluate_bpd(ckpt.model, pixels) == pytest.approx(lesson.evaluate_bpd(flow, pixels), abs=1e-6)
+    other = checkpoints.save(tmp_path / "fit.pt", "fit", {"model": flow.state_dict()})
+    with pytest.raises(ValueError, match="not a 'glow' one"):
+        lesson.from_checkpoint(checkpoints.load(other), "cpu")
+
+
+# held-out bits/dim of glow_mnist.pt on MNIST test images 8,000–8,063 (dequantization seed 0), measured
+# with the code and file of before the checkpoint format change (commit 934732c)
+SHIPPED_BPD_64 = 1.738598
+
+
+def test_shipped_glow_checkpoint_gives_its_recorded_bits_per_dim():
+    from coursekit.data import load_mnist
+    from coursekit.lessons import load_model
+
+    try:
+        images, _ = load_mnist("test", allow_download=False)
+    except FileNotFoundError:
+        pytest.skip("MNIST test split not available offline")
+    ckpt = load_model("glow_mnist.pt")
+    assert ckpt.kind == "glow" and ckpt.config["flow_steps"] == 6 and isinstance(ckpt.model, Flow)
+    pixels = torch.from_numpy(images[8000:8064].copy()).unsqueeze(1)
+    y = Dequantize()(pixels, generator=torch.Generator().manual_seed(0), dtype=torch.float32)
+    with torch.no_grad():
+        bpd = bits_per_dim(ckpt.model.log_prob(y), 784).mean().item()
+    assert bpd == pytest.approx(SHIPPED_BPD_64, abs=1e-4)
+    # 64 images are not the 2,000 of the recorded score, but close to it
+    assert abs(bpd - ckpt.meta["heldout_bits_per_dim"]) < 0.1
+    assert len(ckpt.meta["history"]["values"]["bpd"]) == ckpt.meta["n_steps"]
 
 
 def test_layer_states_walk_latent_to_data_and_conserve_mass():
     from coursekit import viz
-    from coursekit.widgets.glow_steps import draw_architecture, flat_layers, image_grid, layer_states
+    from coursekit.widgets.glow_steps import draw_architecture, flat_layers, layer_states
 
     torch.manual_seed(0)
-    flow = glow_2d(2, steps=2, hidden=8).double()
+    flow = glow_2d(2, flow_steps=2, hidden=8).double()
     data = randn(1, 64, 2)
     flow.inverse(data)
     randomize(flow.bijections[0].bijections[0], 2)
@@ -354,9 +411,21 @@ def test_layer_states_walk_latent_to_data_and_conserve_mass():
     torch.testing.assert_close(torch.as_tensor(states[0]["data"]), flow.inverse(data[:16])[0])
     for s in states:  # every intermediate density still integrates to ≈ 1 on the window
         assert abs(s["density"].sum() * grid.cell_area - 1.0) < 0.02
-    assert image_grid(torch.zeros(6, 1, 3, 3), 2).shape == (7, 11)
     with pytest.raises(TypeError, match="Glow"):
         draw_architecture(flow)
+
+
+def test_temperature_playground_swaps_precomputed_mosaics():
+    from coursekit.widgets.glow_steps import temperature_playground
+
+    torch.manual_seed(0)
+    flow = mnist_glow((1, 4, 4), levels=1, flow_steps=1, hidden=2)
+    pg = temperature_playground(flow, n=6, n_temperatures=3)
+    assert pg.controls["temperature"].options == (0.0, 0.5, 1.0)
+    pg.update(temperature=0.0)
+    assert "T = 0.00" in pg.status.value
+    with pytest.raises(ValueError, match="n_temperatures"):
+        temperature_playground(flow, n=4, n_temperatures=0)
 
 
 def test_glow_couplings_keep_one_half_unless_asked():
@@ -364,5 +433,5 @@ def test_glow_couplings_keep_one_half_unless_asked():
         return [b.parity for flow in model.flows for step in flow.bijections for b in step.bijections
                 if type(b).__name__ == "AffineCoupling"]
 
-    assert not any(parities(Glow((1, 4, 4), levels=1, steps=4, hidden=2, permutation="reverse")))
-    assert parities(Glow((1, 4, 4), levels=1, steps=4, hidden=2, alternate_parity=True)) == [False, True] * 2
+    assert not any(parities(Glow((1, 4, 4), levels=1, flow_steps=4, hidden=2, permutation="reverse")))
+    assert parities(Glow((1, 4, 4), levels=1, flow_steps=4, hidden=2, alternate_parity=True)) == [False, True] * 2

@@ -1,4 +1,5 @@
-"""i-ResNet blocks (lesson 04): contract, Lipschitz bound by SVD, fixed-point inverse, log-det series."""
+"""i-ResNet blocks (lesson 04): contract, Lipschitz bound by SVD, fixed-point inverse, log-det series;
+the lesson's data / Glow / i-ResNet comparison."""
 
 import math
 
@@ -198,7 +199,8 @@ def test_iresnet_flow_trains_by_maximum_likelihood():
 
 
 def test_rotation_block_is_the_worst_case_and_playground_reports_divergence():
-    from coursekit.widgets.iresnet_playground import fixed_point_playground, rotation_block
+    from coursekit.lessons.iresnet import rotation_block
+    from coursekit.widgets.iresnet_playground import fixed_point_playground
 
     block = rotation_block(0.8, 0.7).double()
     assert abs(block.lipschitz_bound() - 0.64) < 1e-9
@@ -210,3 +212,20 @@ def test_rotation_block_is_the_worst_case_and_playground_reports_divergence():
     assert "converge en" in pg.status.value
     pg.update(lam=1.1)
     assert "no converge" in pg.status.value
+
+
+def test_glow_iresnet_comparison_smoke():
+    from coursekit.data.toy2d import eight_gaussians_log_prob
+    from coursekit.lessons.iresnet import compare_glow_iresnet
+
+    result = compare_glow_iresnet("8gaussians", n_steps=3, n_test=300, n_samples=50)
+    assert set(result.test_nll) == {"data", "glow", "iresnet"} and set(result.flows) == {"glow", "iresnet"}
+    assert all(v.shape == (300,) and v.dtype == torch.float64 and torch.isfinite(v).all()
+               for v in result.test_nll.values())
+    assert all(v.shape == (50, 2) for v in result.samples.values())
+    assert len(result.iterations) == 8 and all(b.last_inverse_info.converged for b in result.iresnet_blocks())
+    assert result.n_params("glow") > 0 and result.n_params("iresnet") > 0 and result.n_steps == 3
+    test = torch.zeros(4, 2)  # "data" is −log p of the true density
+    assert result.test_nll["data"].mean() > 0 and torch.isfinite(eight_gaussians_log_prob(test)).all()
+    no_truth = compare_glow_iresnet("moons", n_steps=1, n_test=10, n_samples=5)
+    assert "data" not in no_truth.test_nll and set(no_truth.samples) == {"data", "glow", "iresnet"}

@@ -4,8 +4,8 @@ Lesson 01: ``ElementwiseAffine``, ``TanhWarp``, ``Linear``; 02: ``Planar``, ``Ra
 03: ``ActNorm``, ``InvConv1x1``, ``AffineCoupling``, ``Glow`` and friends; 04: ``IResBlock``.
 """
 
-from .actnorm import ActNorm
 from ..core.checks import check_input, set_validation
+from .actnorm import ActNorm
 from .base import Bijection, Compose, Flow, Inverse, StandardNormal
 from .coupling import AffineCoupling
 from .dequantize import Dequantize, LogitTransform, bits_per_dim, sample_at_temperature

@@ -13,8 +13,11 @@ import torch
 from torch import Tensor
 
 from .. import viz
-from ..flows.base import Bijection, Compose, StandardNormal
-from ..flows.glow import Flow, Glow, sample_at_temperature
+from ..core.checks import positive_int
+from ..flows.base import Bijection, Compose, Flow, StandardNormal
+from ..flows.dequantize import sample_at_temperature
+from ..flows.glow import Glow
+from ..viz.images import tile_images
 from .core import Playground
 
 
@@ -104,26 +107,15 @@ def glow_steps_playground(flow: Compose, data: Tensor, n_points: int = 600, boun
     return Playground(fig, controls, draw)
 
 
-def image_grid(x: Tensor, nrow: int) -> np.ndarray:
-    """``(n, 1, H, W)`` images → one ``(nrow·H, ncol·W)`` mosaic with 1-pixel gaps."""
-    x = x.detach().cpu()[:, 0].numpy()
-    n, h, w = x.shape
-    ncol = -(-n // nrow)
-    out = np.ones((nrow * (h + 1) - 1, ncol * (w + 1) - 1))
-    for i in range(n):
-        r, c = divmod(i, ncol)
-        out[r * (h + 1): r * (h + 1) + h, c * (w + 1): c * (w + 1) + w] = x[i]
-    return out
-
-
-def temperature_playground(flow: Flow, n: int = 36, seed: int = 0, steps: int = 21) -> Playground:
-    """Slider T ∈ [0, 1]: the same ε, samples ``x = f(T·ε)``. The ``steps`` temperatures are
+def temperature_playground(flow: Flow, n: int = 36, seed: int = 0, n_temperatures: int = 21) -> Playground:
+    """Slider T ∈ [0, 1]: the same ε, samples ``x = f(T·ε)``. The ``n_temperatures`` temperatures are
     sampled once, up front, so moving the slider only swaps images."""
-    temps = np.linspace(0.0, 1.0, steps)
+    temps = np.linspace(0.0, 1.0, positive_int(n_temperatures, "n_temperatures"))
+    ncols = -(-n // int(np.sqrt(n)))  # about square: √n rows
     mosaics = []
     for t in temps:
         gen = torch.Generator().manual_seed(seed)  # same ε for every T
-        mosaics.append(image_grid(sample_at_temperature(flow, n, float(t), generator=gen), int(np.sqrt(n))))
+        mosaics.append(tile_images(sample_at_temperature(flow, n, float(t), generator=gen), ncols))
     fig, ax = plt.subplots(figsize=(4.2, 4.4))
     ax.set_axis_off()
     ax.set_title("muestras x = f(T·ε) con el mismo ε")
@@ -164,5 +156,4 @@ def draw_architecture(model: Glow, ax=None):
     return ax
 
 
-__all__ = ["draw_architecture", "flat_layers", "glow_steps_playground", "image_grid", "layer_states",
-           "temperature_playground"]
+__all__ = ["draw_architecture", "flat_layers", "glow_steps_playground", "layer_states", "temperature_playground"]

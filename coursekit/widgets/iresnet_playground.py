@@ -1,7 +1,8 @@
 """Lesson 04 playground: the fixed-point inverse z ← x − g(z) of an i-ResNet block, live.
 
-The block is the lesson's worst case made visual: ``W̃₁ = λ R(θ)``, ``W̃₂ = λ I`` and a bias
-that keeps the ELU in its linear zone, so ``g(z) = λ² R(θ) z`` near the data and
+The block is the lesson's worst case made visual
+(:func:`coursekit.lessons.iresnet.rotation_block`): ``W̃₁ = λ R(θ)``, ``W̃₂ = λ I`` and a
+bias that keeps the ELU in its linear zone, so ``g(z) = λ² R(θ) z`` near the data and
 ``Lip(g) = λ²`` exactly. The iterates spiral into ``z*`` when ``λ² < 1`` (Banach) and
 spiral out when ``λ² > 1``.
 
@@ -17,28 +18,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from ..flows.iresnet import IResBlock
+from ..lessons.iresnet import rotation_block, set_rotation
 from .core import Playground
-
-
-def rotation_block(lam: float, angle: float) -> IResBlock:
-    """An ``IResBlock(2)`` with ``g(z) = λ² R(angle) z`` for ``|z| < 10/λ`` (``λ ≥ 1`` allowed)."""
-    block = IResBlock(2, hidden=2, lam=lam, strict=False, max_iter=10_000)
-    set_rotation(block, angle)
-    return block
-
-
-@torch.no_grad()
-def set_rotation(block: IResBlock, angle: float) -> None:
-    """Set ``W₁ = R(angle)``, ``W₂ = I`` and the biases; refresh the spectral-norm estimate."""
-    c, s = math.cos(angle), math.sin(angle)
-    w1 = block.layers[0].parametrizations.weight.original
-    w1.copy_(torch.tensor([[c, -s], [s, c]], dtype=w1.dtype))
-    block.layers[1].parametrizations.weight.original.copy_(torch.eye(2, dtype=w1.dtype))
-    block.layers[0].bias.fill_(10.0)  # ELU(h) = h for h > 0: g is linear near the data
-    block.layers[1].bias.fill_(-10.0 * block.lam)
-    block.refresh_spectral_norm(3)  # R is orthogonal: σ_max = 1 after one power step
-    block.eval()
 
 
 def fixed_point_playground(n_iter: int = 40, x_target=(1.5, 1.0)) -> Playground:
@@ -92,4 +73,4 @@ def fixed_point_playground(n_iter: int = 40, x_target=(1.5, 1.0)) -> Playground:
     return Playground(fig, controls, draw)
 
 
-__all__ = ["fixed_point_playground", "rotation_block", "set_rotation"]
+__all__ = ["fixed_point_playground"]

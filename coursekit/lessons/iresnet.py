@@ -1,0 +1,152 @@
+"""Lesson 04's recipes: the worst-case block of the fixed-point demo, and the comparison of
+data, Glow and i-ResNet on the same 2-D data (test NLL, samples, fixed-point iterations).
+
+The comparison trains both models by maximum likelihood on fresh samples every step
+(seeded, so both see the same batches), then evaluates in float64 on a separate test
+sample. The i-ResNet is used in the density direction, ``z = F(x)`` (one cheap pass), so
+sampling ``x = F⁻¹(z)`` runs the fixed point of every block. The NLL of the data under
+their own density (known for ``8gaussians``) is the floor no model can beat in expectation.
+
+Taught in: notebook 04 (benchmarked in ``benchmarks/bench_iresnet.py``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from ..core.checks import positive_int
+from ..core.history import History
+from ..data import sample_toy
+from ..data.toy2d import eight_gaussians_log_prob
+from ..flows.base import Compose, Flow, Inverse, StandardNormal
+from ..flows.coupling import AffineCoupling
+from ..flows.elementwise import ElementwiseAffine
+from ..flows.iresnet import IResBlock
+from ..training.loop import fit
+
+#: toy data sets whose true log-density is known: their test NLL is the floor of the table
+TRUE_LOG_PROB = {"8gaussians": eight_gaussians_log_prob}
+
+
+# --- the worst case of Banach's bound -----------------------------------------------------
+
+def rotation_block(lam: float, angle: float = 0.0, max_iter: int = 10_000) -> IResBlock:
+    """An ``IResBlock(2)`` with ``g(z) = λ² R(angle) z`` for ``|z| < 10/λ`` (``λ ≥ 1`` allowed).
+
+    ``W̃₁ = λ R(angle)``, ``W̃₂ = λ I`` and biases that keep the ELU in its linear zone, so
+    ``Lip(g) = λ²`` exactly: with ``angle = 0`` the fixed-point error shrinks by exactly
+    ``λ²`` per iteration, the slowest Banach allows.
+    """
+    block = IResBlock(2, hidden=2, lam=lam, strict=False, max_iter=max_iter)
+    set_rotation(block, angle)
+    return block
+
+
+@torch.no_grad()
+def set_rotation(block: IResBlock, angle: float) -> None:
+    """Set ``W₁ = R(angle)``, ``W₂ = I`` and the biases; refresh the spectral-norm estimate."""
+    c, s = math.cos(angle), math.sin(angle)
+    w1 = block.layers[0].parametrizations.weight.original
+    w1.copy_(torch.tensor([[c, -s], [s, c]], dtype=w1.dtype))
+    block.layers[1].parametrizations.weight.original.copy_(torch.eye(2, dtype=w1.dtype))
+    block.layers[0].bias.fill_(10.0)  # ELU(h) = h for h > 0: g is linear near the data
+    block.layers[1].bias.fill_(-10.0 * block.lam)
+    block.refresh_spectral_norm(3)  # R is orthogonal: σ_max = 1 after one power step
+    block.eval()
+
+
+# --- data / Glow / i-ResNet on the same 2-D data -------------------------------------------
+
+def toy_glow(n_layers: int = 8, hidden: int = 64) -> Flow:
+    """Glow-style 2-D flow: affine couplings with alternating halves, then a learned scale."""
+    positive_int(n_layers, "n_layers")
+    layers = [AffineCoupling(2, hidden=hidden, mask="half", parity=k % 2 == 1) for k in range(n_layers)]
+    return Flow(StandardNormal(2), Compose([*layers, ElementwiseAffine(2)]))
+
+
+def toy_iresnet(n_blocks: int = 8, hidden: int = 64, lam: float = 0.97, tol: float = 1e-6) -> Flow:
+    """i-ResNet in the density direction, ``z = F(x)`` (cheap), sampling by fixed point.
+
+    A learned scale and ``n_blocks`` blocks whose ``g`` has two hidden layers (``Lip(g) ≤ λ³``).
+    """
+    positive_int(n_blocks, "n_blocks")
+    blocks = [IResBlock(2, hidden=hidden, depth=2, lam=lam, tol=tol) for _ in range(n_blocks)]
+    return Flow(StandardNormal(2), Inverse(Compose([ElementwiseAffine(2), *blocks])))
+
+
+def train_toy(flow: Flow, data: str, n_steps: int, batch: int = 256, lr: float = 2e-3, seed: int = 0,
+              progress: bool = False, desc: str = "entrenando") -> History:
+    """Maximum likelihood on fresh samples of ``data`` every step (seeded), cosine-decayed Adam."""
+    gen = torch.Generator().manual_seed(seed)
+    anchor = next(flow.parameters())
+    opt = torch.optim.Adam(flow.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(n_steps, 1))
+
+    def loss_fn(step: int) -> Tensor:
+        x = sample_toy(data, batch, gen).to(anchor.device, anchor.dtype)
+        return -flow.log_prob(x).mean()
+
+    return fit(loss_fn, flow, opt, n_steps, scheduler=sched, progress=progress, desc=desc)
+
+
+@dataclass
+class ToyComparison:
+    """What :func:`compare_glow_iresnet` measured. Keys ``"data"``, ``"glow"``, ``"iresnet"``.
+
+    ``test_nll[name]``: ``−log p(x)`` per test sample (float64, CPU; ``"data"`` only when the
+    true density is known); ``samples[name]``: samples of each model and of the data;
+    ``iterations``: fixed-point iterations of each i-ResNet block in that sampling run.
+    """
+
+    data: str
+    n_steps: int
+    flows: dict[str, Flow] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    test_nll: dict[str, Tensor] = field(default_factory=dict)
+    samples: dict[str, Tensor] = field(default_factory=dict)
+    iterations: list[int] = field(default_factory=list)
+
+    def n_params(self, name: str) -> int:
+        return sum(p.numel() for p in self.flows[name].parameters())
+
+    def iresnet_blocks(self) -> list[IResBlock]:
+        return [b for b in self.flows["iresnet"].modules() if isinstance(b, IResBlock)]
+
+
+def compare_glow_iresnet(data: str = "8gaussians", n_steps: int = 2000, n_test: int = 20_000,
+                         n_samples: int = 2000, tol: float = 1e-6, seed: int = 0, device=None,
+                         progress: bool = False) -> ToyComparison:
+    """Train :func:`toy_glow` and :func:`toy_iresnet` (same seed, same batches, ``n_steps`` each)
+    in the default dtype on ``device``; then, in float64 and eval mode, the test NLL of both
+    and of the true density on ``n_test`` held-out samples, and ``n_samples`` samples of each."""
+    positive_int(n_test, "n_test")
+    positive_int(n_samples, "n_samples")
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    test = sample_toy(data, n_test, torch.Generator().manual_seed(12345)).double()
+    out = ToyComparison(data, n_steps)
+    if data in TRUE_LOG_PROB:
+        out.test_nll["data"] = -TRUE_LOG_PROB[data](test)
+    out.samples["data"] = sample_toy(data, n_samples, torch.Generator().manual_seed(7)).double()
+    for name, make in (("glow", toy_glow), ("iresnet", lambda: toy_iresnet(tol=tol))):
+        torch.manual_seed(seed)  # same initial draw for both families
+        flow = make().to(device)
+        t0 = time.perf_counter()
+        train_toy(flow, data, n_steps, seed=seed, progress=progress, desc=name)
+        out.seconds[name] = time.perf_counter() - t0
+        flow = flow.double().eval()  # float64: a float32 fixed point floors near 1e-6 (|x| ~ 3)
+        with torch.no_grad():
+            out.test_nll[name] = -flow.log_prob(test.to(device)).cpu()
+            torch.manual_seed(seed)
+            out.samples[name] = flow.sample(n_samples).cpu()
+        out.flows[name] = flow
+    out.iterations = [b.last_inverse_info.iterations for b in out.iresnet_blocks()]
+    return out
+
+
+__all__ = ["TRUE_LOG_PROB", "ToyComparison", "compare_glow_iresnet", "rotation_block", "set_rotation",
+           "toy_glow", "toy_iresnet", "train_toy"]
