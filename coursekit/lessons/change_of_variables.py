@@ -21,6 +21,8 @@ from scipy import stats
 from torch import Tensor
 
 from ..core.checks import positive_int
+from ..flows.base import Bijection, Flow, StandardNormal
+from ..flows.elementwise import Linear, TanhWarp
 from ..viz import make_grid
 
 
@@ -68,4 +70,44 @@ def cell_probabilities(log_prob: Callable[[Tensor], Tensor], bounds: float = 4.0
     return (density.sum((1, 3)) * h**2).cpu().numpy()
 
 
-__all__ = ["HistogramCheck", "cell_probabilities", "histogram_check"]
+# --- the cells the student writes: references and cases for coursekit.exercises.check -----------------
+
+
+class InverseOf:
+    """``x ↦ z = f⁻¹(x)`` of a coursekit layer ``f`` as a plain function: only ``z``, not the log-det."""
+
+    def __init__(self, f: Bijection):
+        self.f = f
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return self.f.inverse(x)[0]
+
+    def __repr__(self) -> str:
+        return f"InverseOf({self.f!r})"
+
+
+def density_reference(x: Tensor, f_inv: InverseOf) -> Tensor:
+    """coursekit's ``p_x(x)`` for ``x = f(z)``, ``z ~ N(0, 1)``: ``Flow(StandardNormal(1), f).log_prob(x).exp()``."""
+    with torch.no_grad():
+        return Flow(StandardNormal(1), f_inv.f).log_prob(x).exp()
+
+
+def density_cases(dtype: torch.dtype = torch.float64) -> list[tuple[str, tuple[Tensor, InverseOf]]]:
+    """``(label, (x, f_inv))`` for the 1-D density cell: a grid of ``x`` and four maps.
+
+    Each map catches a typical mistake: the warp of the lesson (``p_z`` evaluated at ``x``
+    instead of ``f⁻¹(x)``), a contracting warp, an affine map (``df/dz`` instead of
+    ``df⁻¹/dx``) and a decreasing map (the missing absolute value).
+    """
+    x = torch.linspace(-5.0, 5.0, 201, dtype=dtype).unsqueeze(1)
+    maps = [
+        ("TanhWarp(a=2, b=1.5), la de la sección 1", TanhWarp(1, a=2.0, b=1.5)),
+        ("TanhWarp(a=−0.6, b=1), que contrae", TanhWarp(1, a=-0.6, b=1.0)),
+        ("afín x = 3z + 1 (df⁻¹/dx = 1/3)", Linear([[3.0]], shift=[1.0])),
+        ("decreciente x = −2z + 0.5 (df⁻¹/dx < 0)", Linear([[-2.0]], shift=[0.5])),
+    ]
+    return [(label, (x, InverseOf(f.to(dtype)))) for label, f in maps]
+
+
+__all__ = ["HistogramCheck", "InverseOf", "cell_probabilities", "density_cases", "density_reference",
+           "histogram_check"]

@@ -14,6 +14,11 @@ its state dict, ``config[key]`` what rebuilds it (``kind``, ``energy``, ``n_laye
 ``meta["models"][key]`` its score and training curve; the rest of ``meta`` says how it was
 trained. :func:`from_checkpoint` gives ``{key: TrainedFlow}``.
 
+The cells the student writes (û, the planar layer, the reverse-KL estimate) are checked
+(``coursekit.exercises.check``) against :func:`u_hat_reference`, :func:`planar_reference` and
+:func:`reverse_kl_reference` on :func:`u_hat_cases`, :func:`planar_cases` and
+:func:`reverse_kl_cases`, chosen so that each typical mistake fails on a case of its own.
+
 Taught in: notebook 02.
 """
 
@@ -33,7 +38,7 @@ from ..core.checks import one_of, positive_int
 from ..flows.base import Compose, Flow, StandardNormal
 from ..flows.planar import Planar
 from ..flows.radial import Radial
-from ..flows.vi import Energy, annealing_weight, as_energy, log_partition
+from ..flows.vi import Energy, annealing_weight, as_energy, log_partition, reverse_kl_loss
 from ..training import checkpoints
 from ..training.loop import History, fit
 
@@ -184,7 +189,124 @@ def from_checkpoint(ckpt: checkpoints.Checkpoint, device: torch.device | str = "
     return models
 
 
+# --- the cells the student writes: references and cases for coursekit.exercises.check -----------------
+
+
+def _planar(u: Tensor, w: Tensor, b, constrain: bool) -> Planar:
+    """coursekit's :class:`Planar` holding exactly these parameters, in ``u``'s dtype (no random draw)."""
+    layer = Planar(u.shape[0], u=0.0, w=1.0, b=0.0, constrain=constrain).to(u.dtype)
+    with torch.no_grad():
+        layer.u.copy_(u), layer.w.copy_(w), layer.b.copy_(torch.as_tensor(b, dtype=u.dtype))
+    return layer
+
+
+def u_hat_reference(u: Tensor, w: Tensor) -> Tensor:
+    """û of coursekit's :class:`Planar` for these ``u`` and ``w``."""
+    return _planar(u, w, 0.0, True).u_hat.detach()
+
+
+def planar_reference(z: Tensor, u: Tensor, w: Tensor, b, constrain: bool = True) -> tuple[Tensor, Tensor]:
+    """``(x, logdet)`` of coursekit's :class:`Planar` with these parameters at ``z``."""
+    with torch.no_grad():
+        return _planar(u, w, b, constrain)(z)
+
+
+def _planar_parameters(dtype: torch.dtype) -> dict[str, tuple[Tensor, Tensor]]:
+    """``(u, w)`` pairs: wᵀu = −log(e − 1) (where û = u), wᵀu = −4 with ‖w‖ = 1, and D = 5 with ‖w‖ = 3."""
+    def t(*v):
+        return torch.tensor(v, dtype=dtype)
+
+    w_a = t(1.5, -0.5)
+    u_a = -math.log(math.e - 1) * w_a / (w_a @ w_a) + 0.8 * t(0.5, 1.5)  # m(wᵀu) = wᵀu: û = u
+    w_b = t(0.6, 0.8)
+    u_b = -4.0 * w_b + 0.5 * t(-0.8, 0.6)  # wᵀu = −4
+    w_c = 3 * t(1.0, -2.0, 0.5, 1.0, 2.0) / math.sqrt(10.25)  # ‖w‖ = 3
+    u_c = 2.0 * w_c / 9 + t(0.4, 0.1, 0.0, -0.4, 0.1)  # the second term is ⟂ w: wᵀu = 2
+    return {"a": (u_a, w_a), "b": (u_b, w_b), "c": (u_c, w_c)}
+
+
+def u_hat_cases(dtype: torch.dtype = torch.float64) -> list[tuple[str, tuple[Tensor, Tensor]]]:
+    """``(label, (u, w))`` for the û cell; the last one (‖w‖ = 3) catches a missing ``/ ‖w‖²``."""
+    p = _planar_parameters(dtype)
+    return [("wᵀu = −log(e − 1): aquí û = u", p["a"]),
+            ("wᵀu = −4 < −1, ‖w‖ = 1", p["b"]),
+            ("D = 5, wᵀu = 2, ‖w‖ = 3", p["c"])]
+
+
+def planar_cases(dtype: torch.dtype = torch.float64, seed: int = 0) -> list[tuple[str, tuple]]:
+    """``(label, (z, u, w, b, constrain))`` for the planar cell, one typical mistake per case.
+
+    1. ``wᵀu = −log(e − 1)``, where û = u: the map and ``h'`` (forgetting ``h'`` or ``b`` fails here);
+    2. ``wᵀu = −4`` with û: using ``u`` instead of û fails here;
+    3. the raw layer (``constrain=False``) with ``wᵀu = −4`` on points that cross the band where
+       ``det J_f < 0``: dropping the absolute value gives ``nan`` here;
+    4. ``D = 5`` and ``‖w‖ = 3``: a û without ``/ ‖w‖²`` fails here.
+    """
+    g = torch.Generator().manual_seed(seed)
+    p = _planar_parameters(dtype)
+    z_fold = torch.stack([torch.linspace(-1.5, 1.5, 61, dtype=dtype), torch.zeros(61, dtype=dtype)], 1)
+    raw_u, raw_w = torch.tensor([-2.0, 0.0], dtype=dtype), torch.tensor([2.0, 0.0], dtype=dtype)
+    z_a, z_b = (2 * torch.randn(50, 2, generator=g, dtype=dtype) for _ in range(2))
+    z_c = torch.randn(50, 5, generator=g, dtype=dtype)
+    return [
+        ("b = 0.3, wᵀu = −log(e − 1): aquí û = u", (z_a, *p["a"], 0.3, True)),
+        ("b = −0.2, wᵀu = −4 < −1: aquí û ≠ u", (z_b, *p["b"], -0.2, True)),
+        ("u crudo (constrain=False), wᵀu = −4: det J_f < 0 cerca del hiperplano", (z_fold, raw_u, raw_w, 0.0, False)),
+        ("D = 5, ‖w‖ = 3, b = 0.1", (z_c, *p["c"], 0.1, True)),
+    ]
+
+
+#: samples per reverse-KL check case
+N_FIXED_SAMPLES = 512
+
+
+def on_fixed_samples(estimate, n: int = N_FIXED_SAMPLES):
+    """Adapt the student's ``estimate(z, x, logdet, U, beta)`` to the cases ``(seed, flow, energy, beta)``.
+
+    Draws ``z`` exactly as :func:`reverse_kl_reference` does (same seed, same call), so both
+    see the same samples; the global random state is left untouched.
+    """
+    def run(seed: int, flow: Flow, energy: str | Energy, beta: float):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            z = flow.base.sample(n)
+        x, logdet = flow.transform(z)
+        return estimate(z, x, logdet, as_energy(energy), beta)
+
+    return run
+
+
+def reverse_kl_reference(seed: int, flow: Flow, energy: str | Energy, beta: float,
+                         n: int = N_FIXED_SAMPLES) -> Tensor:
+    """coursekit's :func:`~coursekit.flows.vi.reverse_kl_loss` on the ``n`` samples that ``seed`` draws."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return reverse_kl_loss(flow, energy, n, beta).detach()
+
+
+def reverse_kl_cases(dtype: torch.dtype = torch.float64) -> list[tuple[str, tuple]]:
+    """``(label, (seed, flow, energy, beta))`` for the reverse-KL cell.
+
+    An untrained planar flow on U2 (the sign of the log-det, ``log p_z``'s constant, mean vs
+    sum), the same with ``β = 0.3`` (a forgotten ``β``), and the figures' radial + planar
+    layers, whose log-det is far from 0, on a Gaussian energy.
+    """
+    m = torch.tensor([1.0, -0.5], dtype=dtype)
+
+    def gaussian(x: Tensor) -> Tensor:
+        return 0.5 * ((x - m) ** 2).sum(-1)
+
+    planar = make_flow("planar", 8, seed=0).to(dtype)
+    figures = Flow(StandardNormal(2), Compose([Radial(2, z0=[0.5, 0.0], alpha=0.5, beta=2.0),
+                                               Planar(2, u=[1.5, 0.5], w=[2.0, 0.5], b=0.0)])).to(dtype)
+    return [("planar K = 8 sin entrenar, U2, β = 1", (0, planar, "U2", 1.0)),
+            ("el mismo flujo con β = 0.3 (templado)", (1, planar, "U2", 0.3)),
+            ("radial β = 2 + planar de las figuras, U(x) = ½‖x − m‖²", (2, figures, gaussian, 1.0))]
+
+
 __all__ = [
-    "KINDS", "TrainedFlow", "VIScore", "fit_max_likelihood", "fit_reverse_kl", "from_checkpoint", "make_flow",
-    "mean_nll", "model_key", "save_models", "score_reverse_kl", "train_model",
+    "KINDS", "N_FIXED_SAMPLES", "TrainedFlow", "VIScore", "fit_max_likelihood", "fit_reverse_kl", "from_checkpoint",
+    "make_flow", "mean_nll", "model_key", "on_fixed_samples", "planar_cases", "planar_reference",
+    "reverse_kl_cases", "reverse_kl_reference", "save_models", "score_reverse_kl", "train_model", "u_hat_cases",
+    "u_hat_reference",
 ]
