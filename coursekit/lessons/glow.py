@@ -5,6 +5,11 @@ The loss is the negative log-likelihood in bits per dimension of freshly dequant
 batches (``Dequantize`` → ``flow.log_prob`` → ``bits_per_dim``). Evaluation uses the
 held-out images only (offline: MNIST test-split images 8,000–9,999).
 
+The cells the student writes are checked against coursekit's layers: ``coupling_*_reference``
+(:class:`AffineCoupling`, through a :class:`Conditioner`), ``actnorm_init_reference``
+(:class:`ActNorm`'s data-dependent init) and ``invconv_*_reference`` (:class:`InvConv1x1`,
+plain and LU), on ``*_cases`` chosen so that each typical mistake fails on a case of its own.
+
 Taught in: notebook 03.
 """
 
@@ -15,16 +20,23 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from ..core.checks import positive_int
+from ..flows.actnorm import ActNorm
 from ..flows.base import Flow
+from ..flows.coupling import AffineCoupling
 from ..flows.dequantize import Dequantize, bits_per_dim
 from ..flows.glow import mnist_glow
+from ..flows.invconv import InvConv1x1
 from ..training import checkpoints
 from ..training.loop import fit
+
+if TYPE_CHECKING:
+    from ..training.distributed import Distributed
 
 KIND = "glow"
 
@@ -54,17 +66,24 @@ def evaluate_bpd(flow: Flow, images, batch: int = 500, seed: int = 0) -> float:
     return torch.cat(vals).mean().item()
 
 
-def bpd_loss(flow: Flow, images, batch: int = 64):
-    """``loss(step)`` for :func:`coursekit.training.fit`: bits/dim of a random dequantized batch."""
+def bpd_loss(flow: Flow, images, batch: int = 64, distributed: Distributed | None = None):
+    """``loss(step)`` for :func:`coursekit.training.fit`: bits/dim of a random dequantized batch.
+
+    ``distributed`` (:mod:`coursekit.training.distributed`): ``batch`` is the global batch;
+    every rank draws the whole batch's indices and dequantization noise (the draws of
+    ``distributed=None``) and keeps its share, ``log_prob`` running through DDP, so the run is
+    the same at any world size (up to float summation order)."""
     images = as_pixels(images)
     positive_int(batch, "batch")
     deq, dims = Dequantize(), images[0].numel()
     anchor = next(flow.parameters())
+    part = distributed.shard.part(batch, "batch") if distributed is not None else slice(None)
+    log_prob = distributed.wrap(flow, "log_prob") if distributed is not None else flow.log_prob
 
     def loss_fn(step: int):
         idx = torch.randint(len(images), (batch,))
-        y = deq(images[idx], dtype=anchor.dtype).to(anchor.device)
-        bpd = bits_per_dim(flow.log_prob(y), dims).mean()
+        y = deq(images[idx], dtype=anchor.dtype)[part].to(anchor.device)  # this rank's share
+        bpd = bits_per_dim(log_prob(y), dims).mean()
         return {"loss": bpd, "bpd": bpd}
 
     return loss_fn
@@ -128,5 +147,116 @@ def permutation_ablation(train_images, eval_images, n_steps: int = 300, batch: i
     return out
 
 
-__all__ = ["KIND", "AblationResult", "as_pixels", "bpd_loss", "evaluate_bpd", "from_checkpoint", "init_actnorm",
-           "permutation_ablation", "save_model"]
+# --- the cells the student writes: references and cases (notebooks/soluciones/03_glow.ipynb) ------------
+
+class Conditioner:
+    """The ``(s, t)`` of an :class:`AffineCoupling`, as full-size tensors: ``st(z * mask) -> (s, t)``.
+
+    ``s`` and ``t`` have the shape of ``z``; only their entries where ``mask == 0`` mean
+    anything (there the layer's conditioner puts them). Where ``mask == 1`` they hold 0.5,
+    so a log-det that forgets the mask, or a map that also moves ``z₁``, is caught.
+    ``.layer`` is the coupling (the reference), ``.mask`` its mask.
+    """
+
+    def __init__(self, layer: AffineCoupling):
+        self.layer, self.mask = layer, layer.mask
+
+    def __call__(self, z_masked: Tensor) -> tuple[Tensor, Tensor]:
+        z1, _ = self.layer._split(z_masked)
+        s, t = self.layer.scale_shift(z1)
+        filler = torch.full_like(z1, 0.5)
+        return self.layer._merge(filler, s), self.layer._merge(filler, t)
+
+    def __repr__(self) -> str:
+        return f"Conditioner({self.layer.extra_repr()})"
+
+
+def coupling_cases(dtype: torch.dtype = torch.float64, seed: int = 0) -> list[tuple[str, tuple]]:
+    """``(label, (z, mask, st))`` for the coupling cells, with random conditioners (not the identity).
+
+    Vectors with the ``"half"`` mask; ``"alternate"`` with ``parity=True`` (the conditioning half is the
+    odd entries: a mask that is not the first half); images with the ``"channel"`` mask and ``parity=True``
+    (the second half of the channels conditions) and with the ``"checkerboard"`` mask.
+    """
+    g = torch.Generator().manual_seed(seed)
+    specs = [("vector D = 6, máscara de mitades", 6, "half", False),
+             ("vector D = 5, máscara alterna con parity=True (condicionan las impares)", 5, "alternate", True),
+             ("imagen 4×3×5, máscara por canales con parity=True (condiciona la 2.ª mitad)", (4, 3, 5), "channel",
+              True),
+             ("imagen 2×4×4, máscara de tablero", (2, 4, 4), "checkerboard", False)]
+    cases = []
+    for label, dim, kind, parity in specs:
+        layer = AffineCoupling(dim, hidden=8, mask=kind, parity=parity).to(dtype)
+        with torch.no_grad():
+            for p in layer.parameters():
+                p.copy_(0.5 * torch.randn(p.shape, generator=g, dtype=dtype))
+        layer.eval()
+        z = 1.5 * torch.randn(3, *layer.event_shape, generator=g, dtype=dtype)
+        cases.append((label, (z, layer.mask, Conditioner(layer))))
+    return cases
+
+
+def coupling_forward_reference(z: Tensor, mask: Tensor, st: Conditioner) -> tuple[Tensor, Tensor]:
+    """``(x, log|det J_f(z)|)`` of coursekit's :class:`AffineCoupling` (the layer behind ``st``)."""
+    with torch.no_grad():
+        return st.layer(z)
+
+
+def coupling_inverse_reference(x: Tensor, mask: Tensor, st: Conditioner) -> tuple[Tensor, Tensor]:
+    """``(z, log|det J_{f⁻¹}(x)|)`` of coursekit's :class:`AffineCoupling`."""
+    with torch.no_grad():
+        return st.layer.inverse(x)
+
+
+def actnorm_cases(dtype: torch.dtype = torch.float64, seed: int = 0) -> list[tuple[str, tuple[Tensor]]]:
+    """``(label, (x,))`` batches for ActNorm's data-dependent init: small batches, so the ``n − 1`` of an
+    unbiased std shows; channels with very different means and spreads; a non-square image; vectors."""
+    g = torch.Generator().manual_seed(seed)
+    scale = torch.tensor([4.0, 0.5, 2.0], dtype=dtype).view(1, 3, 1, 1)
+    shift = torch.tensor([3.0, -1.0, 0.0], dtype=dtype).view(1, 3, 1, 1)
+    return [("lote de 4 imágenes 3×2×3 (canales con medias y escalas distintas)",
+             (torch.randn(4, 3, 2, 3, generator=g, dtype=dtype) * scale + shift,)),
+            ("lote de 2 imágenes 2×3×5", (torch.randn(2, 2, 3, 5, generator=g, dtype=dtype) * 3 - 2,)),
+            ("lote de 5 vectores de dimensión 4", (torch.randn(5, 4, generator=g, dtype=dtype) * 0.3 + 1,))]
+
+
+def actnorm_init_reference(x: Tensor) -> tuple[Tensor, Tensor]:
+    """``(log_scale, shift)`` that coursekit's :class:`ActNorm` sets from the batch ``x`` (first call: inverse)."""
+    layer = ActNorm(tuple(x.shape[1:])).to(x.dtype)
+    layer.initialize(x, "inverse")
+    return layer.log_scale.detach(), layer.shift.detach()
+
+
+def invconv_cases(dtype: torch.dtype = torch.float64, seed: int = 0) -> list[tuple[str, tuple]]:
+    """``(label, (weight, height, width))``: non-square images (H ≠ W, so H·H or W·W is caught) and a ``W``
+    with negative determinant (a log without the absolute value gives NaN)."""
+    g = torch.Generator().manual_seed(seed)
+    w_neg = torch.randn(4, 4, generator=g, dtype=dtype)
+    if torch.linalg.det(w_neg) > 0:
+        w_neg[0] = -w_neg[0]
+    return [("C = 3 en una imagen 4×6", (torch.randn(3, 3, generator=g, dtype=dtype), 4, 6)),
+            ("C = 4, det W < 0, imagen 3×5", (w_neg, 3, 5)),
+            ("C = 6 en una imagen 1×7", (2 * torch.randn(6, 6, generator=g, dtype=dtype), 1, 7))]
+
+
+def _invconv_logdet(weight: Tensor, height: int, width: int, lu: bool) -> Tensor:
+    layer = InvConv1x1((weight.shape[0], height, width), lu=lu, weight=weight)
+    with torch.no_grad():
+        z = torch.zeros(1, weight.shape[0], height, width, dtype=weight.dtype)
+        return layer(z)[1][0]
+
+
+def invconv_logdet_reference(weight: Tensor, height: int, width: int) -> Tensor:
+    """``log|det J_f|`` of coursekit's :class:`InvConv1x1` (plain form) on ``C × height × width`` images."""
+    return _invconv_logdet(weight, height, width, lu=False)
+
+
+def invconv_lu_logdet_reference(weight: Tensor, height: int, width: int) -> Tensor:
+    """``log|det J_f|`` of coursekit's :class:`InvConv1x1` with ``lu=True`` started at ``weight``."""
+    return _invconv_logdet(weight, height, width, lu=True)
+
+
+__all__ = ["KIND", "AblationResult", "Conditioner", "actnorm_cases", "actnorm_init_reference", "as_pixels",
+           "bpd_loss", "coupling_cases", "coupling_forward_reference", "coupling_inverse_reference", "evaluate_bpd",
+           "from_checkpoint", "init_actnorm", "invconv_cases", "invconv_logdet_reference",
+           "invconv_lu_logdet_reference", "permutation_ablation", "save_model"]

@@ -7,6 +7,10 @@ sample. The i-ResNet is used in the density direction, ``z = F(x)`` (one cheap p
 sampling ``x = F⁻¹(z)`` runs the fixed point of every block. The NLL of the data under
 their own density (known for ``8gaussians``) is the floor no model can beat in expectation.
 
+The cells the student writes are checked against :class:`IResBlock`: ``fixed_point_reference``
+(``solve``) and ``series_reference`` (``logdet_series`` with the probe ``rademacher_probe`` draws),
+on ``fixed_point_cases`` and ``series_cases``.
+
 Taught in: notebook 04 (benchmarked in ``benchmarks/bench_iresnet.py``).
 """
 
@@ -148,5 +152,79 @@ def compare_glow_iresnet(data: str = "8gaussians", n_steps: int = 2000, n_test: 
     return out
 
 
-__all__ = ["TRUE_LOG_PROB", "ToyComparison", "compare_glow_iresnet", "rotation_block", "set_rotation",
-           "toy_glow", "toy_iresnet", "train_toy"]
+# --- the cells the student writes: references and cases (notebooks/soluciones/04_iresnet.ipynb) ---------
+
+PROBE_SEED = 0  # the seed of the Hutchinson probe in the series cases
+
+
+def _random_block(dim, lam: float, seed: int, hidden: int = 16, depth: int = 1) -> IResBlock:
+    torch.manual_seed(seed)
+    block = IResBlock(dim, hidden=hidden, lam=lam, depth=depth).to(torch.float64)
+    with torch.no_grad():  # larger biases and weights than the default init: a non-trivial g
+        for layer in block.layers:
+            layer.bias.normal_(0.0, 0.5)
+    block.refresh_spectral_norm(20)  # the checks share the block: σ̂ only has to keep Lip(g) < 1
+    return block.eval()
+
+
+def fixed_point_cases(seed: int = 0) -> list[tuple[str, tuple]]:
+    """``(label, (x, g))`` for the fixed-point cell: ``g`` is an :class:`IResBlock`'s residual branch.
+
+    A random 2-D block (λ = 0.9); the worst case ``g(z) = 0.97² z`` (hundreds of iterations: a loop with a
+    fixed count stops short); a random convolutional block on ``1×5×5`` images.
+    """
+    g = torch.Generator().manual_seed(seed)
+    f64 = dict(dtype=torch.float64)
+    vec = _random_block(2, 0.9, seed)
+    worst = rotation_block(0.97).to(torch.float64)
+    set_rotation(worst, 0.0)
+    img = _random_block((1, 5, 5), 0.9, seed + 1, hidden=4)
+    return [("bloque aleatorio 2-D, λ = 0.9", (3 * torch.randn(8, 2, generator=g, **f64), vec.g)),
+            ("peor caso g(z) = 0.97² z (cientos de iteraciones)", (torch.randn(8, 2, generator=g, **f64), worst.g)),
+            ("bloque convolucional en imágenes 1×5×5", (torch.randn(2, 1, 5, 5, generator=g, **f64), img.g))]
+
+
+def fixed_point_reference(x: Tensor, g, tol: float = 1e-10, max_iter: int = 5000) -> Tensor:
+    """``z`` with ``z + g(z) = x`` from coursekit's :meth:`IResBlock.solve` (``g`` a block's bound ``g``)."""
+    return g.__self__.solve(x, tol=tol, max_iter=max_iter)[0]
+
+
+def rademacher_probe(z: Tensor, seed: int = PROBE_SEED) -> Tensor:
+    """The ±1 probe that :meth:`IResBlock.logdet_series` draws for ``z`` from a generator seeded with ``seed``."""
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 2, z.shape, generator=gen, dtype=z.dtype).to(z.device) * 2 - 1
+
+
+def series_cases(seed: int = 0) -> list[tuple[str, tuple]]:
+    """``(label, (g, z, v, n_terms))`` for the power-series cell, ``v = rademacher_probe(z)``.
+
+    One term (only ``vᵀ J_g v``); ten terms on a 2-D block with λ = 0.95 (signs and ``1/k`` matter); a
+    5-D block with two hidden layers; a convolutional block on ``1×4×4`` images.
+    """
+    g = torch.Generator().manual_seed(seed)
+    f64 = dict(dtype=torch.float64)
+    vec = _random_block(2, 0.95, seed)
+    deep = _random_block(5, 0.95, seed + 2, depth=2)
+    img = _random_block((1, 4, 4), 0.95, seed + 3, hidden=4)
+    zs = [2 * torch.randn(6, 2, generator=g, **f64), 2 * torch.randn(6, 2, generator=g, **f64),
+          torch.randn(4, 5, generator=g, **f64), torch.randn(3, 1, 4, 4, generator=g, **f64)]
+    specs = [("bloque 2-D, n = 1 término", vec, zs[0], 1), ("bloque 2-D λ = 0.95, n = 10 términos", vec, zs[1], 10),
+             ("bloque 5-D con dos capas ocultas, n = 6", deep, zs[2], 6),
+             ("bloque convolucional 1×4×4, n = 5", img, zs[3], 5)]
+    return [(label, (b.g, z, rademacher_probe(z), n)) for label, b, z, n in specs]
+
+
+def series_reference(g, z: Tensor, v: Tensor, n_terms: int) -> Tensor:
+    """coursekit's :meth:`IResBlock.logdet_series` with one probe, the one ``rademacher_probe(z)`` draws.
+
+    ``v`` must be that probe (the cases build it so): the reference draws it again from the same seed.
+    """
+    if not torch.equal(v, rademacher_probe(z)):
+        raise ValueError("series_reference compares with logdet_series' own probe: pass v = rademacher_probe(z)")
+    gen = torch.Generator().manual_seed(PROBE_SEED)
+    return g.__self__.logdet_series(z, n_terms, 1, generator=gen, create_graph=False)
+
+
+__all__ = ["PROBE_SEED", "TRUE_LOG_PROB", "ToyComparison", "compare_glow_iresnet", "fixed_point_cases",
+           "fixed_point_reference", "rademacher_probe", "rotation_block", "series_cases", "series_reference",
+           "set_rotation", "toy_glow", "toy_iresnet", "train_toy"]
