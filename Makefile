@@ -25,15 +25,22 @@ test: $(STAMP)
 	@echo "== unit tests"; t0=$$(date +%s); \
 	COURSEKIT_QUICK=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests \
 	&& echo "== unit tests: $$(( $$(date +%s) - t0 )) s"
-	@echo "== notebooks (QUICK)"; t0=$$(date +%s); \
-	COURSEKIT_QUICK=1 $(BIN)/python -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env notebooks \
-	&& echo "== notebooks: $$(( $$(date +%s) - t0 )) s"
+	@echo "== notebooks, student versions (QUICK, TODOs untouched)"; t0=$$(date +%s); \
+	COURSEKIT_QUICK=1 $(BIN)/python -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env \
+		notebooks/[0-9]*.ipynb \
+	&& echo "== student notebooks: $$(( $$(date +%s) - t0 )) s"
+	@echo "== notebooks, solutions versions (QUICK, every exercise check must pass)"; t0=$$(date +%s); \
+	COURSEKIT_QUICK=1 COURSEKIT_EXERCISES=strict $(BIN)/python -m pytest -q -p no:cacheprovider --nbval-lax \
+		--nbval-current-env notebooks/soluciones \
+	&& echo "== solutions notebooks: $$(( $$(date +%s) - t0 )) s"
 
 unit: $(STAMP)
 	COURSEKIT_QUICK=1 $(BIN)/python -m pytest -q tests $(ARGS)
 
 notebooks: $(STAMP)
-	COURSEKIT_QUICK=1 $(BIN)/python -m pytest -q --nbval-lax --nbval-current-env notebooks $(ARGS)
+	COURSEKIT_QUICK=1 $(BIN)/python -m pytest -q --nbval-lax --nbval-current-env notebooks/[0-9]*.ipynb $(ARGS)
+	COURSEKIT_QUICK=1 COURSEKIT_EXERCISES=strict $(BIN)/python -m pytest -q --nbval-lax --nbval-current-env \
+		notebooks/soluciones $(ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py $(ARGS)

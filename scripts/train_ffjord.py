@@ -7,10 +7,17 @@ exact trace, dopri5 with rtol = atol = 1e-3, adjoint, Adam + cosine schedule, fr
     .venv/bin/python scripts/train_ffjord.py --dataset 8gaussians --steps 1200
     .venv/bin/python scripts/train_ffjord.py --dataset checkerboard --steps 1200
 
+On several processes (GPUs, or CPU cores with gloo), ``--batch`` being the global batch split
+over them, so the run is the same at any world size (``coursekit.training.distributed``; the
+``--`` keeps torchrun from reading ``--run`` as its own ``--run-path``)::
+
+    torchrun --nproc_per_node 2 -- scripts/train_ffjord.py --dataset 8gaussians --steps 1200 --out /tmp/ffjord.pt
+
 Data: ``coursekit.data.sample_toy`` (generated in code, infinite): every step draws a fresh
 batch; the test NLL is measured on 5,000 samples from a separate generator, never trained
 on. The full training state goes to ``--run`` (``coursekit.training.fit``: an interrupted run
-resumes); ``--out`` gets the small model-only checkpoint (kind ``"ffjord"``: the field's weights,
+resumes, also with another number of processes); ``--out`` gets the small model-only
+checkpoint (kind ``"ffjord"``: the field's weights,
 the config that rebuilds the model, the metrics and curves), read back by
 ``coursekit.lessons.load_model("ffjord_<set>.pt")``. After retraining, run
 ``python -m coursekit.training.checkpoints --update``.
@@ -23,14 +30,14 @@ import argparse
 import torch
 
 from coursekit.lessons.cnf import train_ffjord
-from coursekit.training import checkpoints
+from coursekit.training import checkpoints, distributed
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", default="8gaussians")
     ap.add_argument("--steps", type=int, default=1200)
-    ap.add_argument("--batch", type=int, default=512)
+    ap.add_argument("--batch", type=int, default=512, help="global batch (split over torchrun's processes)")
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--hidden", type=int, default=64)
     ap.add_argument("--threads", type=int, default=1)
@@ -42,11 +49,14 @@ def main() -> None:
     out = args.out or f"data/checkpoints/ffjord_{args.dataset}.pt"
     config = dict(hidden=args.hidden, n_layers=3, activation="tanh", divergence="exact", rtol=1e-3, atol=1e-3,
                   adjoint=True)
-    res = train_ffjord(args.dataset, n_steps=args.steps, batch_size=args.batch, lr=args.lr, checkpoint=run,
-                       **config)
+    with distributed.init() as dist:  # torchrun's processes, or this one alone
+        res = train_ffjord(args.dataset, n_steps=args.steps, batch_size=args.batch, lr=args.lr, checkpoint=run,
+                           device=dist.device, distributed=dist, **config)
+    if not dist.is_main:
+        return
     summary = res.summary()
     summary["train_time_s_note"] = "time of the last (possibly resumed) session only"
-    field = {k: v.to(torch.float32) for k, v in res.model.transform.field.state_dict().items()}
+    field = {k: v.to("cpu", torch.float32) for k, v in res.model.transform.field.state_dict().items()}
     meta = dict(dataset=args.dataset, steps=args.steps, batch=args.batch, metrics=summary,
                 loss=res.history["loss"], nfe_forward=res.nfe_forward, nfe_backward=res.nfe_backward,
                 data_note="sample_toy(dataset) fresh batches; test NLL on 5000 held-out samples (seed 1)")

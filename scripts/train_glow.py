@@ -18,6 +18,13 @@ training state (optimizer, RNG) goes to ``--run`` so an interrupted run resumes
 (``coursekit.training.fit``, a checkpoint of kind ``"fit"``); ``--out`` gets the small
 model-only file (kind ``"glow"``, float32, < 5 MB) that ``coursekit.lessons.load_model``
 reads. ``--export-only`` writes ``--out`` from the current ``--run`` state without training.
+
+On several processes (GPUs, or CPU cores with gloo), ``--batch`` being the global batch split
+over them, so the run is the same at any world size and resumes at any world size
+(``coursekit.training.distributed``; the ``--`` keeps torchrun from reading ``--run`` as its
+own ``--run-path``)::
+
+    torchrun --nproc_per_node 4 -- scripts/train_glow.py --steps 3000 --run runs/glow_run.pt --out runs/glow_mnist.pt
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ from coursekit.core.history import History
 from coursekit.data import mnist_splits
 from coursekit.flows.glow import mnist_glow
 from coursekit.lessons import glow as lesson
-from coursekit.training import checkpoints, fit
+from coursekit.training import checkpoints, distributed, fit
 
 CONFIG = dict(shape=(1, 28, 28), levels=2, flow_steps=6, hidden=64, permutation="lu", alternate_parity=True)
 
@@ -41,7 +48,7 @@ CONFIG = dict(shape=(1, 28, 28), levels=2, flow_steps=6, hidden=64, permutation=
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=3000, help="training steps (in all, counting a resumed run)")
-    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--batch", type=int, default=64, help="global batch (split over torchrun's processes)")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--run", default="runs/glow_mnist_run.pt")
@@ -49,8 +56,13 @@ def main() -> None:
     ap.add_argument("--export-only", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    with distributed.init() as dist:  # torchrun's processes, or this one alone
+        train_and_export(args, dist)
+
+
+def train_and_export(args, dist: distributed.Distributed) -> None:
     torch.manual_seed(0)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = dist.device
     data = mnist_splits()
     train = torch.from_numpy(data.train_images.copy()).unsqueeze(1)
     held_out = torch.from_numpy(data.eval_images.copy()).unsqueeze(1)
@@ -62,8 +74,10 @@ def main() -> None:
         opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, args.steps) / args.steps)))
     t0 = time.time()
     if not args.export_only:
-        fit(lesson.bpd_loss(flow, train, args.batch), flow, opt, args.steps, checkpoint=args.run,
-            scheduler=sched, clip_grad_norm=50.0, checkpoint_every=100, desc="glow mnist")
+        fit(lesson.bpd_loss(flow, train, args.batch, distributed=dist), flow, opt, args.steps, checkpoint=args.run,
+            scheduler=sched, clip_grad_norm=50.0, checkpoint_every=100, desc="glow mnist", distributed=dist)
+    if not dist.is_main:
+        return
     run = checkpoints.load(args.run, kind="fit", device=device)
     flow.load_state_dict(run.state["model"])
     train_seconds = time.time() - t0
@@ -73,6 +87,7 @@ def main() -> None:
         "n_steps": run.meta["step"],
         "batch": args.batch,
         "train_seconds_this_call": round(train_seconds, 1),
+        "processes_this_call": dist.world_size,
         "trained_on": ("MNIST test split images 0-7,999" if data.carved
                        else "MNIST official train split (60,000)"),
         "evaluated_on": ("MNIST test split images 8,000-9,999 (never trained on)" if data.carved

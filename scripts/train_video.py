@@ -3,6 +3,7 @@
     COURSEKIT_DATA=../shared/data python scripts/train_video.py            # the shipped checkpoint
     COURSEKIT_DATA=../shared/data python scripts/train_video.py --tae-steps 50 --flow-steps 50 \
         --n-clips 256 --out /tmp/video_smoke.pt --runs /tmp/video_smoke    # a smoke run
+    torchrun --nproc_per_node 2 scripts/train_video.py --out /tmp/video_toy.pt   # 2 processes (GPUs, or CPU)
 
 The shipped file took about 15 min (TAE) + 30 min (flow) on one thread of a shared 2-core CPU
 (first 1,800 flow steps, then resumed to 5,000; see its metadata).
@@ -11,8 +12,11 @@ Stages: (1) the temporal autoencoder on moving-digit clips whose digits come onl
 training part of MNIST (with only the test split at hand: images 0–7,999); (2) the latents
 of those clips, normalised per channel; (3) the latent transformer with the rectified-flow
 loss; (4) TAE PSNR on held-out clips (digits from images 8,000–9,999 only). Intermediate
-checkpoints in ``runs/`` let an interrupted run resume, or a finished one continue with a
-larger ``--flow-steps`` (wall times add up in ``runs/video/times.json``). The metadata records the data,
+checkpoints in ``runs/`` let an interrupted run resume (also with another number of
+processes), or a finished one continue with a larger ``--flow-steps`` (wall times add up in
+``runs/video/times.json``). Under ``torchrun`` (``coursekit.training.distributed``) the batch
+sizes are global, split over the processes; rank 0 logs, evaluates and writes the files.
+The metadata records the data,
 the steps, the wall times and the machine. The file is a ``"video"`` checkpoint of
 :mod:`coursekit.training.checkpoints` (:func:`coursekit.lessons.video.save_model`, float16 weights);
 ``coursekit.lessons.load_model("video_toy.pt").model`` rebuilds the generator. After retraining:
@@ -37,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 from coursekit import seed_everything  # noqa: E402
 from coursekit.data.clips import moving_digits  # noqa: E402
 from coursekit.lessons import video as lesson  # noqa: E402
+from coursekit.training import distributed  # noqa: E402
 from coursekit.video.dit import LatentDiT  # noqa: E402
 from coursekit.video.latent import LatentNormalizer, VideoModel  # noqa: E402
 from coursekit.video.tae import TemporalAutoencoder, psnr  # noqa: E402
@@ -47,8 +52,8 @@ def main() -> int:
     p.add_argument("--tae-steps", type=int, default=1000)
     p.add_argument("--flow-steps", type=int, default=5000)
     p.add_argument("--n-clips", type=int, default=3000, help="training clips (16 frames, 32×32)")
-    p.add_argument("--tae-batch", type=int, default=16)
-    p.add_argument("--flow-batch", type=int, default=32)
+    p.add_argument("--tae-batch", type=int, default=16, help="global batch (split over torchrun's processes)")
+    p.add_argument("--flow-batch", type=int, default=32, help="global batch (split over torchrun's processes)")
     p.add_argument("--width", type=int, default=64, help="token width of the latent transformer")
     p.add_argument("--depth", type=int, default=4)
     p.add_argument("--patch-t", type=int, default=2)
@@ -58,11 +63,16 @@ def main() -> int:
     p.add_argument("--runs", type=Path, default=ROOT / "runs" / "video")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    seed_everything(args.seed)
+    with distributed.init() as dist:  # torchrun's processes, or this one alone
+        return run(args, dist)
 
+
+def run(args, dist: distributed.Distributed) -> int:
+    seed_everything(args.seed)
     train = moving_digits(args.n_clips, seed=args.seed, part="train")
     held = moving_digits(256, seed=args.seed + 10_000, part="eval")
-    print(f"{len(train.clips)} training clips; digits from: {train.source}", flush=True)
+    dist.print(f"{len(train.clips)} training clips; digits from: {train.source}; "
+               f"{dist.world_size} process(es) on {dist.device}")
 
     # Wall time per stage, summed over resumed runs (fit resumes from the runs/ checkpoints).
     times_path = args.runs / "times.json"
@@ -70,27 +80,30 @@ def main() -> int:
 
     def add_time(stage: str, seconds: float) -> float:
         times[stage] += seconds
-        args.runs.mkdir(parents=True, exist_ok=True)
-        times_path.write_text(json.dumps(times))
+        if dist.is_main:
+            args.runs.mkdir(parents=True, exist_ok=True)
+            times_path.write_text(json.dumps(times))
         return times[stage]
 
-    tae = TemporalAutoencoder(latent_channels=4, width=32)
+    tae = TemporalAutoencoder(latent_channels=4, width=32).to(dist.device)
     t0 = time.perf_counter()
     h_tae = lesson.train_tae(tae, train.clips, args.tae_steps, batch_size=args.tae_batch,
-                             checkpoint=args.runs / "tae.pt", seed=args.seed)
+                             checkpoint=args.runs / "tae.pt", seed=args.seed, distributed=dist)
     tae_time = add_time("tae", time.perf_counter() - t0)
 
-    z = lesson.encode_clips(tae, train.clips)
+    z = lesson.encode_clips(tae, train.clips)  # every rank encodes every clip: the same latents everywhere
     norm = LatentNormalizer.fit(z)
     latents = norm.normalize(z)
     dit = LatentDiT(latent_channels=4, spatial=8, max_frames=8, patch=2, patch_t=args.patch_t,
-                    width=args.width, depth=args.depth, heads=4)
+                    width=args.width, depth=args.depth, heads=4).to(dist.device)
     t0 = time.perf_counter()
     h_flow = lesson.train_flow(dit, latents, args.flow_steps, batch_size=args.flow_batch,
-                               checkpoint=args.runs / "dit.pt", seed=args.seed)
+                               checkpoint=args.runs / "dit.pt", seed=args.seed, distributed=dist)
     flow_time = add_time("flow", time.perf_counter() - t0)
+    if not dist.is_main:
+        return 0
 
-    x = torch.from_numpy(held.clips)
+    x = torch.from_numpy(held.clips).to(dist.device)
     held_psnr = float(psnr(lesson.reconstruct(tae, x), x).mean())
     meta = {
         "data": ("moving-digit clips, 16 frames of 32×32, 1 digit each; training clips use only "
@@ -105,6 +118,7 @@ def main() -> int:
         "heldout_psnr_db": round(held_psnr, 2),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
                    f"{args.threads} thread(s), shared machine",
+        "processes_last_session": dist.world_size, "device_last_session": str(dist.device),
         "command": "python scripts/train_video.py " + " ".join(sys.argv[1:]),
     }
     path = lesson.save_model(VideoModel(tae, dit, norm), args.out, meta=meta, half=True)

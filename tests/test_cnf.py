@@ -260,6 +260,8 @@ def test_density_over_time_and_trace_cost_shapes():
     assert abs(lesson.loglog_slope([1, 10, 100], [3, 300, 30000]) - 2) < 1e-9
     cost = lesson.trace_cost(dims=(2, 4), batch=4, hidden=8, repeats=1)
     assert len(cost.exact_s) == 2 and all(v > 0 for v in cost.exact_s + cost.hutchinson_s)
+    cost = lesson.trace_cost(dims=(2, 4), batch=4, hidden=None, repeats=1)  # width grows with D
+    assert cost.dims == [2, 4] and all(v > 0 for v in cost.exact_s + cost.hutchinson_s)
 
 
 def test_ffjord_checkpoint_roundtrip(tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -256,6 +258,26 @@ def test_fm_and_cfm_gradients_agree_exactly_given_x(target, path, seed):
         assert abs(float((l_cfm - l_fm - gap).detach())) < 1e-10
 
 
+@pytest.mark.parametrize("path", [GaussianPath(0.1), LinearPath(), LinearPath(0.2)], ids=repr)
+def test_conditional_variance_is_the_cfm_fm_gap(path):
+    """E_x Var[u_t(x|x₁) | x] (closed form) = E‖u_t(x|x₁) − u_t(x)‖² by Monte Carlo over (x₀, x₁, ε)."""
+    target = MixtureTarget(torch.tensor([[2.0, 0.0], [-1.0, 1.5], [0.0, -2.0]], dtype=torch.float64), std=0.35)
+    g = torch.Generator().manual_seed(0)
+    n = 40_000
+    for t in (0.0, 0.5, 0.9):
+        x1 = target.sample(n, g)
+        s = path.sample(x1, t=torch.full((n,), t, dtype=torch.float64), generator=g)
+        mc = float((s.u_t - target.marginal_field(path, t, s.x_t)).pow(2).sum(1).mean())
+        exact = float(target.conditional_variance(path, t, s.x_t).mean())
+        assert abs(mc - exact) < 0.03 * exact, (t, mc, exact)
+    points = MixtureTarget(target.means)  # std = 0: only the spread between the points is left
+    x = torch.randn(7, 2, dtype=torch.float64)
+    comp, gamma = points.component_fields(path, 0.4, x), points.posterior(path, 0.4, x)
+    between = (gamma * (comp - points.marginal_field(path, 0.4, x)[:, None]).pow(2).sum(-1)).sum(1)
+    if path.sigma == 0:
+        torch.testing.assert_close(points.conditional_variance(path, 0.4, x), between)
+
+
 def test_fm_and_cfm_gradients_agree_by_monte_carlo():
     # the actual minibatch estimators: gradient gap shrinks like 1/√N, loss gap is θ-free
     target = MixtureTarget(torch.tensor([[2.0, 0.0], [-1.0, 1.7], [-1.0, -1.7]], dtype=torch.float64), std=0.1)
@@ -321,6 +343,32 @@ def test_train_fm_learns_and_reports_curve():
     assert res.test_nll < 4.2  # a Gaussian fitted to 8gaussians has NLL ≈ 4.24 nats
     assert res.time_to_nll(1e9) == res.curve[0].time_s and res.time_to_nll(-1e9) is None
     assert res.flow.transform.field is res.field
+
+
+def test_training_helpers_accept_any_data_tensor():
+    """Notebook 07's exercise 3: both helpers train on an (N, D) tensor (last n_test rows held out)."""
+    from coursekit.lessons.flow_matching import train_ffjord_curve, train_fm
+
+    g = torch.Generator().manual_seed(0)
+    scale = torch.tensor([0.5, 1.0, 2.0])
+    data = torch.randn(700, 3, generator=g) * scale + 1.0  # N(1, diag(scale²)) in 3-D
+    exact_nll = float(-torch.distributions.Normal(1.0, scale).log_prob(data[-200:]).sum(1).mean())
+    fm = train_fm(data, n_steps=150, batch_size=128, n_eval=1, n_test=200, progress=False)
+    assert fm.field.dim == 3 and fm.dataset == "tensor (700, 3)"
+    assert exact_nll - 0.05 < fm.test_nll < exact_nll + 0.5, (fm.test_nll, exact_nll)
+    ff = train_ffjord_curve(data, n_steps=2, batch_size=64, divergence="hutchinson", n_eval=1, n_test=50,
+                            progress=False)
+    assert ff.field.dim == 3 and math.isfinite(ff.test_nll) and len(ff.history.steps) == 2
+    quick = train_fm(data, n_steps=5, n_eval=0, n_test=200, progress=False)  # timings only, no test NLL
+    assert math.isnan(quick.test_nll) and len(quick.curve) == 1 and quick.time_per_step_s > 0
+    # the toy-set path is unchanged, and bad inputs are explained
+    with pytest.raises(ValueError, match="more than n_test"):
+        train_fm(data[:100], n_steps=1, n_test=200, progress=False)
+    with pytest.raises(TypeError, match=r"shape \(N, D\)"):
+        train_fm(torch.zeros(10, 2, 2), n_steps=1, n_test=2, progress=False)
+    with pytest.raises(ValueError, match="does not match"):
+        from coursekit.continuous import MLPField
+        train_fm(data, n_steps=1, n_test=200, field=MLPField(2), progress=False)
 
 
 def test_quality_vs_nfe_rows_and_exact_field():

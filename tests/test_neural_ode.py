@@ -116,6 +116,39 @@ def test_resnet_field_resnet_equals_euler_with_one_step_per_block():
     torch.testing.assert_close(field.resnet(x0), ode(x0, torch.linspace(0, 1, 7, dtype=F64))[-1])
 
 
+def test_resnet_field_picks_the_right_block_on_a_float32_grid():
+    # float32 linspace(0, 1, 11) holds 0.6999999 for 0.7: floor(t·n) picked block 6 twice and skipped 7
+    torch.manual_seed(0)
+    field = ResNetField(2, n_steps=10)
+    t = torch.linspace(0, 1, 11)
+    x0 = torch.randn(5, 2)
+    torch.testing.assert_close(NeuralODE(field, method="euler")(x0, t)[-1], field.resnet(x0))
+    assert [field.block_index(tk) for tk in t[:-1]] == list(range(10))
+    assert field.block_index(0.75) == 7 and field.block_index(1.0) == 9 and field.block_index(-0.1) == 0
+
+
+def test_rk4_step_rules_against_torchdiffeq():
+    from torchdiffeq import odeint
+
+    torch.manual_seed(0)
+    A, b = torch.randn(3, 3, dtype=F64), torch.randn(3, dtype=F64)
+    h = torch.randn(4, 3, dtype=F64)
+
+    def one_step(f, t0, dt):
+        return odeint(f, h, torch.tensor([t0, t0 + dt], dtype=F64), method="rk4")[-1]
+
+    affine = lambda t, x: x @ A.T + t * b  # noqa: E731
+    cubic = lambda t, x: (x**3) @ A.T + torch.sin(t) * b  # noqa: E731
+    for dt in (0.5, -0.3):  # torchdiffeq's rk4 is the 3/8 rule; the classic one agrees on affine fields
+        torch.testing.assert_close(lesson.rk4_step(affine, 0.7, h, dt, "3/8"), one_step(affine, 0.7, dt))
+        torch.testing.assert_close(lesson.rk4_step(affine, 0.7, h, dt), one_step(affine, 0.7, dt))
+    torch.testing.assert_close(lesson.rk4_step(cubic, 0.2, h, 0.1, "3/8"), one_step(cubic, 0.2, 0.1))
+    gaps = [(lesson.rk4_step(cubic, 0.2, h, dt) - one_step(cubic, 0.2, dt)).abs().max().item() for dt in (0.02, 0.01)]
+    assert gaps[0] > 1e-12 and 20 < gaps[0] / gaps[1] < 45  # O(dt⁵): ÷32 when dt halves
+    with pytest.raises(ValueError, match="rule"):
+        lesson.rk4_step(affine, 0.0, h, 0.1, "rk45")
+
+
 def test_bad_input_raises_clear_errors():
     with pytest.raises(ValueError, match="method"):
         NeuralODE(MLPField(2), method="nope")

@@ -216,6 +216,22 @@ def test_rectified_flow_loss_and_euler_on_the_exact_field_of_a_point_mass():
     torch.testing.assert_close(z, z1)
 
 
+def test_rectified_flow_loss_with_given_noise_and_times_is_the_formula():
+    """With z₀ and t given, the loss is deterministic: mean over entries and batch of
+    (v(t, (1−t) z₀ + t z₁) − (z₁ − z₀))²."""
+    g = torch.Generator().manual_seed(0)
+    z1, z0 = torch.randn(3, 4, 2, 8, 8, generator=g), torch.randn(3, 4, 2, 8, 8, generator=g)
+    t = torch.tensor([0.0, 0.4, 1.0])
+
+    def field(tt, z):
+        return torch.sin(z) * (1 + tt.reshape(-1, 1, 1, 1, 1))
+
+    tt = t.reshape(-1, 1, 1, 1, 1)
+    by_hand = (field(t, (1 - tt) * z0 + tt * z1) - (z1 - z0)).pow(2).mean()
+    torch.testing.assert_close(rectified_flow_loss(field, z1, z0=z0, t=t), by_hand)
+    assert float(rectified_flow_loss(field, z1, z0=z0, t=t)) == float(rectified_flow_loss(field, z1, z0=z0, t=t))
+
+
 def test_latent_normalizer_round_trip():
     z = 3 + 2 * torch.randn(50, 4, 2, 3, 3, dtype=torch.float64)
     norm = LatentNormalizer.fit(z)

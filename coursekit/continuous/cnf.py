@@ -29,9 +29,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..core.checks import check_input, one_of, positive_int
+from ..core.checks import check_input, finite_float, one_of, positive_int
 from ..core.fields import NOISES, NFECounter, hutchinson_probe
-from ..flows.base import Bijection
+from ..flows.base import Bijection, parameter_dtype
 from .neural_ode import check_method, odeint_any
 
 DIVERGENCES = ("exact", "hutchinson")
@@ -183,8 +183,8 @@ class CNF(Bijection):
 
         Solves from ``t`` down to 0; ``t = 1`` is the flow's ``log_prob``, ``t = 0`` the base itself.
         """
-        check_input(x, "x", self.event_shape)
-        if not 0.0 <= float(t) <= 1.0:
+        check_input(x, "x", self.event_shape, like=parameter_dtype(self))
+        if not 0.0 <= finite_float(t, "t") <= 1.0:
             raise ValueError(f"t must lie in [0, 1], got {t}")
         if float(t) == 0.0:
             self.dynamics.reset()
@@ -194,9 +194,11 @@ class CNF(Bijection):
 
     def trajectory(self, x: Tensor, t0: float = 0.0, t1: float = 1.0, n_times: int = 2) -> Tensor:
         """Points carried by the flow from ``t0`` to ``t1`` (field only, no trace): ``(n_times, batch, dim)``."""
-        check_input(x, "x", self.event_shape)
+        check_input(x, "x", self.event_shape, like=parameter_dtype(self))
         if not isinstance(n_times, int) or isinstance(n_times, bool) or n_times < 2:
             raise ValueError(f"n_times must be an int >= 2 (the start and the end at least), got {n_times!r}")
+        if finite_float(t0, "t0") == finite_float(t1, "t1"):
+            raise ValueError(f"t0 and t1 must differ, got t0 = t1 = {t0}")
         t = torch.linspace(t0, t1, n_times, dtype=x.dtype, device=x.device)
         counter = NFECounter(self.field)
         out = odeint_any(counter, x, t, method=self.method, rtol=self.rtol, atol=self.atol,

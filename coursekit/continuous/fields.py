@@ -7,7 +7,7 @@ these fields integrated by an ODE solver:
 
 Each field has an int ``dim``, the size of ``x``. ``MLPField`` reads ``t`` through
 :func:`coursekit.core.fields.batch_time` (a number, a 0-d tensor or one time per sample);
-``ResNetField`` picks its block from a scalar ``t``; the others are autonomous.
+``ResNetField`` picks its block from a scalar ``t`` (robust to float32 time grids); the others are autonomous.
 
 Taught in: notebooks 05, 06 (and 07 trains the same ``MLPField`` with flow matching).
 """
@@ -133,9 +133,20 @@ class ResNetField(nn.Module):
             nn.Sequential(nn.Linear(dim, hidden), nn.Tanh(), nn.Linear(hidden, dim)) for _ in range(n_steps)
         )
 
+    #: times within this fraction of a step below a block boundary count as the boundary
+    #: (float32 ``linspace(0, 1, 11)`` holds 0.6999999 for 0.7: a plain floor would pick block 6)
+    BOUNDARY_TOL = 1e-4
+
+    def block_index(self, t: Tensor | float) -> int:
+        """The block that acts at time ``t``: ``k`` with ``t_k ≤ t < t_{k+1}``, ``t_k = k·T/n_steps``.
+
+        Clamped to ``[0, n_steps − 1]``; rounding errors of a float32 time grid are absorbed.
+        """
+        k = math.floor(float(t) / self.T * self.n_steps + self.BOUNDARY_TOL)
+        return min(max(k, 0), self.n_steps - 1)
+
     def forward(self, t: Tensor | float, h: Tensor) -> Tensor:
-        k = min(int(math.floor(float(t) / self.T * self.n_steps)), self.n_steps - 1)
-        return self.blocks[max(k, 0)](h)
+        return self.blocks[self.block_index(t)](h)
 
     def resnet(self, h: Tensor) -> Tensor:
         """The residual network itself: ``h ← h + Δt·f_k(h)`` for k = 0..n_steps−1."""

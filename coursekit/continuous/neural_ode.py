@@ -22,8 +22,9 @@ import torch
 from torch import Tensor, nn
 from torchdiffeq import odeint, odeint_adjoint
 
-from ..core.checks import one_of, positive_int
+from ..core.checks import check_input, finite_float, one_of, positive_int
 from ..core.fields import NFECounter
+from ..flows.base import parameter_dtype
 
 FIXED_STEP_METHODS = {"euler", "midpoint", "rk4", "explicit_adams", "implicit_adams", "heun3"}
 ADAPTIVE_METHODS = {"dopri5", "dopri8", "bosh3", "adaptive_heun", "fehlberg2"}
@@ -36,11 +37,28 @@ def check_method(method: str, rtol: float, atol: float) -> None:
         raise ValueError(f"rtol and atol must be positive, got rtol={rtol}, atol={atol}")
 
 
+def check_state(x0: object, name: str, field: object = None) -> Tensor:
+    """Raise ``TypeError``/``ValueError`` unless ``x0`` is a finite, non-empty float batch
+    ``(batch, ...)`` in the dtype of ``field``'s parameters (if it has any).
+
+    Checked before the solver starts: a NaN or an empty state would otherwise end in
+    torchdiffeq's ``underflow in dt``, a dtype mismatch in a matmul error.
+    """
+    if not isinstance(x0, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x0).__name__}")
+    if not x0.is_floating_point():
+        raise TypeError(f"{name} must have a floating dtype (float32/float64), got {x0.dtype}")
+    like = parameter_dtype(field) if isinstance(field, nn.Module) else None
+    return check_input(x0, name, like=like)
+
+
 def check_times(t: Tensor | Sequence[float], like: Tensor) -> Tensor:
-    """``t`` as a 1-D strictly monotone tensor (≥ 2 points) on ``like``'s device and dtype."""
+    """``t`` as a 1-D strictly monotone, finite tensor (≥ 2 points) on ``like``'s device and dtype."""
     t = torch.as_tensor(t, dtype=like.dtype, device=like.device)
     if t.dim() != 1 or t.numel() < 2:
         raise ValueError(f"t must be a 1-D tensor of at least 2 times, got shape {tuple(t.shape)}")
+    if not torch.isfinite(t).all():
+        raise ValueError(f"t must be finite, got {t.tolist()}")
     d = t[1:] - t[:-1]
     if not ((d > 0).all() or (d < 0).all()):
         raise ValueError("t must be strictly increasing or strictly decreasing")
@@ -99,8 +117,7 @@ class NeuralODE(nn.Module):
         return self.counter.nfe - self._nfe_after_forward
 
     def forward(self, x0: Tensor, t: Tensor | Sequence[float]) -> Tensor:
-        if not isinstance(x0, Tensor) or not x0.is_floating_point():
-            raise TypeError(f"x0 must be a floating torch.Tensor, got {type(x0).__name__}")
+        check_state(x0, "x0", self.field)
         t = check_times(t, x0)
         self.counter.reset()
         traj = odeint_any(self.counter, x0, t, method=self.method, rtol=self.rtol, atol=self.atol,
@@ -116,6 +133,8 @@ class NeuralODE(nn.Module):
 def euler_resnet(field: nn.Module, h0: Tensor, t0: float, t1: float, n_steps: int) -> Tensor:
     """Euler's method written as a residual network: ``h ← h + Δt·f(t_k, h)``, ``n_steps`` times."""
     positive_int(n_steps, "n_steps")
+    check_state(h0, "h0", field)
+    t0, t1 = finite_float(t0, "t0"), finite_float(t1, "t1")
     dt = (t1 - t0) / n_steps
     h = h0
     for k in range(n_steps):
@@ -124,5 +143,5 @@ def euler_resnet(field: nn.Module, h0: Tensor, t0: float, t1: float, n_steps: in
     return h
 
 
-__all__ = ["ADAPTIVE_METHODS", "FIXED_STEP_METHODS", "NeuralODE", "check_method", "check_times", "euler_resnet",
-           "odeint_any"]
+__all__ = ["ADAPTIVE_METHODS", "FIXED_STEP_METHODS", "NeuralODE", "check_method", "check_state", "check_times",
+           "euler_resnet", "odeint_any"]

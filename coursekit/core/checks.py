@@ -5,6 +5,7 @@ Importing this module does not import PyTorch (the TensorFlow lesson uses it too
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING
@@ -47,10 +48,15 @@ def one_of(value: object, choices: Collection, name: str) -> object:
     return value
 
 
-def check_input(x: object, name: str, event_shape: Sequence[int] | None = None) -> Tensor:
-    """Raise a clear ``TypeError``/``ValueError`` unless ``x`` is a finite float batch.
+def check_input(x: object, name: str, event_shape: Sequence[int] | None = None, *,
+                like: object = None) -> Tensor:
+    """Raise a clear ``TypeError``/``ValueError`` unless ``x`` is a finite, non-empty float batch.
 
     ``event_shape`` is the expected shape of one sample (``None``: any, at least 1-D).
+    ``like`` (a ``torch.dtype``, a tensor, or ``None``: no check) is the floating dtype ``x``
+    must have, e.g. that of the layer's parameters: a float64 batch into a float32 layer is
+    rejected naming both dtypes (no silent cast), except under ``torch.autocast``, where
+    mixed dtypes are the point.
     """
     import torch  # here, not at the top: the module stays importable without PyTorch
 
@@ -60,6 +66,12 @@ def check_input(x: object, name: str, event_shape: Sequence[int] | None = None) 
         return x
     if not x.is_floating_point():
         raise ValueError(f"{name} must have a floating dtype (float32/float64), got {x.dtype}")
+    expected = like.dtype if isinstance(like, torch.Tensor) else like
+    if expected is not None and x.dtype != expected and not torch.is_autocast_enabled(x.device.type):
+        raise ValueError(
+            f"{name} has dtype {x.dtype} but the layer's parameters are {expected}; convert one of them, "
+            f"e.g. {name}.to({expected}) or layer.to({x.dtype})"
+        )
     if event_shape is not None:
         event_shape = tuple(event_shape)
         k = len(event_shape)
@@ -70,9 +82,26 @@ def check_input(x: object, name: str, event_shape: Sequence[int] | None = None) 
             )
     elif x.dim() < 2:
         raise ValueError(f"{name} must have shape (batch, ...) with a batch dimension, got {tuple(x.shape)}")
+    if x.shape[0] == 0:
+        raise ValueError(f"{name} is an empty batch (shape {tuple(x.shape)}); pass at least one sample")
     if not torch.isfinite(x).all():
         raise ValueError(f"{name} contains NaN or Inf values")
     return x
 
 
-__all__ = ["check_input", "event_shape_of", "one_of", "positive_int", "set_validation"]
+def finite_float(value: object, name: str) -> float:
+    """``float(value)`` if it is a finite real number, else ``ValueError`` naming ``name``.
+
+    Python and NumPy numbers and one-element arrays/tensors qualify; bools and strings do not."""
+    numpy_bool = type(value).__module__ == "numpy" and type(value).__name__ in ("bool", "bool_")
+    bad = isinstance(value, (bool, str, bytes)) or numpy_bool or not hasattr(value, "__float__")
+    try:
+        out = float(value) if not bad else math.nan
+    except (TypeError, ValueError, RuntimeError):
+        bad = True
+    if bad or not math.isfinite(out):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return out
+
+
+__all__ = ["check_input", "event_shape_of", "finite_float", "one_of", "positive_int", "set_validation"]

@@ -15,6 +15,7 @@ import os
 import shutil
 import tempfile
 import urllib.request
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,10 +41,19 @@ RAW_SHA256 = {
     "t10k-images-idx3-ubyte.gz": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
     "t10k-labels-idx1-ubyte.gz": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
 }
+# The shape each file must have (IDX header), so a file under the wrong name is refused.
+SHAPES = {
+    "train-images-idx3-ubyte.gz": (60000, 28, 28),
+    "train-labels-idx1-ubyte.gz": (60000,),
+    "t10k-images-idx3-ubyte.gz": (10000, 28, 28),
+    "t10k-labels-idx1-ubyte.gz": (10000,),
+}
 MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
 )
+#: Seconds without data before a mirror is given up (then the next one is tried).
+DOWNLOAD_TIMEOUT = 30
 #: When only the test split is available, images 0–7,999 train and 8,000–9,999 evaluate.
 CARVE_AT = 8000
 
@@ -66,19 +76,39 @@ def _find(filename: str) -> Path | None:
     return None
 
 
+def _fix_hint(path: Path) -> str:
+    return (f"Delete {path} and put the original file there again (or pass allow_download=True "
+            "to fetch a checksum-verified copy).")
+
+
 def _read_idx(path: Path) -> np.ndarray:
-    with gzip.open(path, "rb") as fh:
-        raw = fh.read()
+    """The array in the IDX ``.gz`` file ``path``; ``ValueError`` naming the file if it is not
+    a complete gzip, not an unsigned-byte IDX file, or (for the four MNIST names) not the
+    published content: wrong checksum (test split) or wrong shape (e.g. a labels file under
+    an images name)."""
+    try:
+        with gzip.open(path, "rb") as fh:
+            raw = fh.read()
+    except (OSError, EOFError, zlib.error) as err:  # BadGzipFile is an OSError
+        raise ValueError(f"{path} is not a complete gzip file ({type(err).__name__}: {err}). "
+                         + _fix_hint(path)) from err
     if filename_sha := RAW_SHA256.get(path.name):
         if hashlib.sha256(raw).hexdigest() != filename_sha:
-            raise ValueError(f"{path} does not match the published MNIST checksum")
-    if raw[:2] != b"\x00\x00" or raw[2] != 0x08:
-        raise ValueError(f"{path} is not an unsigned-byte IDX file")
+            raise ValueError(f"{path} does not match the published MNIST checksum. " + _fix_hint(path))
+    if len(raw) < 4 or raw[:2] != b"\x00\x00" or raw[2] != 0x08 or len(raw) < 4 + 4 * raw[3]:
+        raise ValueError(f"{path} is not an unsigned-byte IDX file (bad magic number {raw[:4].hex()}). "
+                         + _fix_hint(path))
     ndim = raw[3]
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
     if data.size != int(np.prod(shape)):
-        raise ValueError(f"{path} is truncated: header says {shape}, found {data.size} values")
+        raise ValueError(f"{path} is truncated: header says {shape}, found {data.size} values. " + _fix_hint(path))
+    expected = SHAPES.get(path.name)
+    if expected is not None and shape != expected:
+        raise ValueError(f"{path} holds an array of shape {shape}, but {path.name} must hold {expected}: "
+                         "it is another file under this name. " + _fix_hint(path))
+    if "labels" in path.name and data.size and int(data.max()) > 9:
+        raise ValueError(f"{path} holds labels up to {int(data.max())}, but MNIST labels are 0–9. " + _fix_hint(path))
     return data.reshape(shape)
 
 
@@ -87,7 +117,7 @@ def _download(filename: str, dest_dir: Path) -> Path:
     errors = []
     for mirror in MIRRORS:
         try:
-            with urllib.request.urlopen(mirror + filename, timeout=30) as resp:
+            with urllib.request.urlopen(mirror + filename, timeout=DOWNLOAD_TIMEOUT) as resp:
                 payload = resp.read()
         except OSError as exc:
             errors.append(f"{mirror}: {exc}")
@@ -99,7 +129,8 @@ def _download(filename: str, dest_dir: Path) -> Path:
             tmp.write(payload)
         shutil.move(tmp.name, dest_dir / filename)  # atomic rename: no half-written file
         return dest_dir / filename
-    raise OSError(f"could not download {filename}: " + "; ".join(errors))
+    raise OSError(f"could not download {filename}: " + "; ".join(errors) + ". Check the internet connection "
+                  f"and try again, or copy the file by hand into {dest_dir} (or a folder named by COURSEKIT_DATA).")
 
 
 def available_splits() -> list[str]:

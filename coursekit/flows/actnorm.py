@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from ..core.checks import event_shape_of, one_of
+from ..core.checks import event_shape_of, finite_float, one_of
 from .base import Bijection
 
 
@@ -33,6 +33,8 @@ class ActNorm(Bijection):
         super().__init__()
         self.event_shape = event_shape_of(dim)
         c = self.event_shape[0]
+        if not finite_float(eps, "eps") > 0:
+            raise ValueError(f"eps must be positive (the smallest scale), got {eps!r}")
         self.eps = float(eps)
         self.log_scale = nn.Parameter(torch.zeros(c))
         self.shift = nn.Parameter(torch.zeros(c))
@@ -58,8 +60,17 @@ class ActNorm(Bijection):
 
     @torch.no_grad()
     def initialize(self, v: Tensor, direction: str = "inverse") -> None:
-        """Set ``(log_scale, shift)`` so that the output of ``direction`` on ``v`` is standardized."""
+        """Set ``(log_scale, shift)`` so that the output of ``direction`` on ``v`` is standardized.
+
+        Raises ``ValueError`` (and leaves the layer uninitialized) for an empty or non-finite
+        batch: statistics of zero samples are NaN and would poison every later call."""
         one_of(direction, ("forward", "inverse"), "direction")
+        if not isinstance(v, torch.Tensor) or v.dim() < 2 or v.shape[0] == 0:
+            raise ValueError(f"ActNorm initializes from a batch of at least one sample, got shape "
+                             f"{tuple(getattr(v, 'shape', ()))}; the layer stays uninitialized")
+        if not torch.isfinite(v).all():
+            raise ValueError("ActNorm cannot initialize from a batch with NaN or Inf values; "
+                             "the layer stays uninitialized")
         mean, std = self._channel_stats(v)
         if direction == "inverse":  # z = (x − b)·e^{−s} standardized: b = mean, e^s = std
             self.shift.copy_(mean)

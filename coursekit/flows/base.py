@@ -17,37 +17,59 @@ Taught in: notebook 01.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 import torch
 from torch import Tensor, nn
 
 from ..core.checks import check_input, positive_int
 
+
 def as_vector(value, dim: int, name: str) -> Tensor:
-    """A layer parameter as a fresh ``(dim,)`` tensor of the default dtype (a scalar is broadcast)."""
-    t = torch.as_tensor(value, dtype=torch.get_default_dtype())
+    """A layer parameter as a fresh ``(dim,)`` tensor of the default dtype (a scalar is broadcast).
+
+    Raises ``ValueError`` naming ``name`` for a wrong shape or a NaN/Inf entry (a NaN
+    parameter would make every output NaN without an error)."""
+    try:
+        t = torch.as_tensor(value, dtype=torch.get_default_dtype())
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise TypeError(f"{name} must be a number or a sequence of {dim} numbers, got {value!r}") from err
     if t.dim() == 0:
         t = t.expand(dim)
     if t.shape != (dim,):
         raise ValueError(f"{name} must be a scalar or have shape ({dim},), got {tuple(t.shape)}")
+    if not torch.isfinite(t).all():
+        raise ValueError(f"{name} must be finite, got {t.tolist()}")
     return t.clone()
+
+
+def parameter_dtype(module: nn.Module) -> torch.dtype | None:
+    """The dtype of ``module``'s first floating parameter (``None`` if it has none).
+
+    Buffers do not count: a fixed buffer may be kept in float64 and cast per call."""
+    for t in module.parameters():
+        if t.is_floating_point():
+            return t.dtype
+    return None
 
 
 class Bijection(nn.Module):
     """Base class: subclasses implement ``_forward`` and ``_inverse``.
 
-    ``event_shape`` (``None`` = any) is checked on every call while validation is on.
+    ``event_shape`` (``None`` = any) is checked on every call while validation is on, and
+    so are the rest of :func:`~coursekit.core.checks.check_input`'s rules: a float, finite,
+    non-empty batch whose dtype is the dtype of the layer's parameters (a float64 batch into
+    a float32 layer raises ``ValueError`` naming both; convert one of them).
     """
 
     event_shape: tuple[int, ...] | None = None
 
     def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        check_input(z, "z", self.event_shape)
+        check_input(z, "z", self.event_shape, like=parameter_dtype(self))
         return self._forward(z)
 
     def inverse(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        check_input(x, "x", self.event_shape)
+        check_input(x, "x", self.event_shape, like=parameter_dtype(self))
         return self._inverse(x)
 
     def _forward(self, z: Tensor) -> tuple[Tensor, Tensor]:  # pragma: no cover - abstract
@@ -90,11 +112,12 @@ class Compose(Bijection):
         return len(self.bijections)
 
     def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        check_input(z, "z")  # float, finite, batched; the shape is the first layer's to check
+        # float, finite, non-empty, batched; the shape is the first layer's to check
+        check_input(z, "z", like=parameter_dtype(self))
         return self._forward(z)
 
     def inverse(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        check_input(x, "x")  # the shape is the last layer's to check
+        check_input(x, "x", like=parameter_dtype(self))  # the shape is the last layer's to check
         return self._inverse(x)
 
     def _forward(self, z: Tensor) -> tuple[Tensor, Tensor]:

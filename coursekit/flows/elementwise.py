@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..core.checks import positive_int
+from ..core.checks import finite_float, positive_int
 from .base import Bijection, as_vector
 from .roots import solve_increasing
 
@@ -50,7 +50,9 @@ class TanhWarp(Bijection):
     def __init__(self, dim: int, a=1.0, b=1.0, tol: float = 1e-9):
         super().__init__()
         self.event_shape = (positive_int(dim, "dim"),)
-        self.tol = tol
+        if not finite_float(tol, "tol") > 0:
+            raise ValueError(f"tol must be positive, got {tol}")
+        self.tol = float(tol)
         a, b = as_vector(a, dim, "a"), as_vector(b, dim, "b")
         if (b <= 0).any():
             raise ValueError("b must be positive")
@@ -95,8 +97,10 @@ class Linear(Bijection):
     def __init__(self, matrix, shift=None):
         super().__init__()
         A = torch.as_tensor(matrix, dtype=torch.get_default_dtype())
-        if A.dim() != 2 or A.shape[0] != A.shape[1]:
-            raise ValueError(f"matrix must be square (D, D), got {tuple(A.shape)}")
+        if A.dim() != 2 or A.shape[0] != A.shape[1] or A.shape[0] == 0:
+            raise ValueError(f"matrix must be square (D, D) with D >= 1, got {tuple(A.shape)}")
+        if not torch.isfinite(A).all():
+            raise ValueError("matrix must be finite (it contains NaN or Inf)")
         if torch.linalg.matrix_rank(A) < A.shape[0]:
             raise ValueError("matrix must be invertible (it is singular)")
         dim = A.shape[0]

@@ -16,6 +16,7 @@ Taught in: notebook 04.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -25,8 +26,8 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
 
-from ..core.checks import event_shape_of, one_of, positive_int
-from .base import Bijection
+from ..core.checks import check_input, event_shape_of, finite_float, one_of, positive_int
+from .base import Bijection, parameter_dtype
 
 # 1-Lipschitz activations φ and their derivatives φ' (LipSwish x·sigmoid(x)/1.1 as in Residual Flows)
 ACTIVATIONS = {"elu": F.elu, "tanh": torch.tanh, "lipswish": lambda h: h * torch.sigmoid(h) / 1.1}
@@ -101,11 +102,11 @@ class IResBlock(Bijection):
         for name, v in (("hidden", hidden), ("depth", depth), ("n_terms", n_terms), ("n_samples", n_samples),
                         ("max_iter", max_iter), ("n_power_iterations", n_power_iterations)):
             positive_int(v, name)
-        if not isinstance(lam, (int, float)) or not (0 < lam < 1 or (not strict and lam > 0)):
+        if not isinstance(lam, (int, float)) or not (0 < lam < 1 or (not strict and 0 < lam < math.inf)):
             raise ValueError(f"lam must be a float in (0, 1) (Lip(g) < 1 keeps f invertible), got {lam!r}")
         one_of(activation, ACTIVATIONS, "activation")
         one_of(logdet, ("exact", "series"), "logdet")
-        if not tol > 0:
+        if not finite_float(tol, "tol") > 0:
             raise ValueError(f"tol must be positive, got {tol!r}")
         self.lam, self.activation, self.logdet_mode = float(lam), activation, logdet
         self.n_terms, self.n_samples, self.tol, self.max_iter = n_terms, n_samples, float(tol), max_iter
@@ -228,6 +229,10 @@ class IResBlock(Bijection):
         """Banach iteration ``z_{k+1} = x − g(z_k)`` from ``z_0 = x`` until ``max|z + g(z) − x| < tol``."""
         tol = self.tol if tol is None else tol
         max_iter = self.max_iter if max_iter is None else max_iter
+        check_input(x, "x", self.event_shape, like=parameter_dtype(self))
+        if not finite_float(tol, "tol") > 0:
+            raise ValueError(f"tol must be positive, got {tol!r}")
+        positive_int(max_iter, "max_iter")
         ws = [w.detach() for w in (self.weights() if weights is None else weights)]
         z, history = x.clone(), []
         for it in range(max_iter + 1):
@@ -241,7 +246,16 @@ class IResBlock(Bijection):
 
     def _inverse(self, x: Tensor) -> tuple[Tensor, Tensor]:
         ws = self.weights()
-        z_star, self.last_inverse_info = self.solve(x, weights=ws)
+        z_star, info = self.solve(x, weights=ws)
+        self.last_inverse_info = info
+        # warn when the iteration stopped short of tol *and* of what the dtype can resolve (a float32
+        # fixed point floors near eps·|x|, above the default tol): λ ≥ 1 (strict=False), or max_iter too small
+        floor = 64 * torch.finfo(x.dtype).eps * max(1.0, float(x.detach().abs().max()))
+        if not info.converged and not info.residual <= floor:
+            warnings.warn(f"IResBlock inverse did not converge: residual max|z + g(z) − x| = {info.residual:.3g} "
+                          f"> tol {self.tol:g} after {info.iterations} iterations (lam={self.lam:g}; Lip(g) < 1 "
+                          "is needed for a unique preimage). The returned z is not a preimage of x; "
+                          "block.last_inverse_info has the details.", RuntimeWarning, stacklevel=3)
         if not (torch.is_grad_enabled() and (x.requires_grad or any(w.requires_grad for w in ws))):
             return z_star, -self.logdet(z_star, ws)
         # exact gradients by implicit differentiation: z = x − g(z*) has dz = dx − ∂_θ g dθ and

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..core.checks import positive_int
+from ..core.checks import finite_float, positive_int
 from .base import Bijection, as_vector
 from .roots import solve_increasing
 
@@ -47,8 +47,9 @@ class Planar(Bijection):
                  init_scale: float = 0.1, generator: torch.Generator | None = None):
         super().__init__()
         positive_int(dim, "dim")
-        if tol <= 0:
+        if not finite_float(tol, "tol") > 0:
             raise ValueError(f"tol must be positive, got {tol}")
+        finite_float(init_scale, "init_scale")
         self.event_shape = (dim,)
         self.constrain, self.tol = bool(constrain), float(tol)
         self.u = nn.Parameter(_vector(u, dim, "u", init_scale, generator))
@@ -59,6 +60,8 @@ class Planar(Bijection):
         b = torch.zeros(()) if b is None else torch.as_tensor(b, dtype=torch.get_default_dtype())
         if b.dim() != 0:
             raise ValueError(f"b must be a scalar, got shape {tuple(b.shape)}")
+        if not torch.isfinite(b):
+            raise ValueError(f"b must be a finite number, got {b.item()}")
         self.b = nn.Parameter(b.clone())
 
     # --- parameters -------------------------------------------------------------------

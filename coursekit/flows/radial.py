@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..core.checks import positive_int
+from ..core.checks import finite_float, positive_int
 from .base import Bijection
 
 
@@ -41,12 +41,16 @@ class Radial(Bijection):
         super().__init__()
         positive_int(dim, "dim")
         dtype = torch.get_default_dtype()
+        finite_float(init_scale, "init_scale")
         if z0 is None:
             z0 = init_scale * torch.randn(dim, generator=generator, dtype=dtype)
         z0 = torch.as_tensor(z0, dtype=dtype).clone()
         if z0.shape != (dim,):
             raise ValueError(f"z0 must have shape ({dim},), got {tuple(z0.shape)}")
-        alpha_t, beta_t = torch.as_tensor(float(alpha), dtype=dtype), torch.as_tensor(float(beta), dtype=dtype)
+        if not torch.isfinite(z0).all():
+            raise ValueError(f"z0 must be finite, got {z0.tolist()}")
+        alpha, beta = finite_float(alpha, "alpha"), finite_float(beta, "beta")
+        alpha_t, beta_t = torch.as_tensor(alpha, dtype=dtype), torch.as_tensor(beta, dtype=dtype)
         if not alpha > 0:
             raise ValueError(f"alpha must be > 0, got {alpha}")
         if constrain and not beta > -alpha:

@@ -16,22 +16,28 @@ Taught in: notebook 06 (the baseline of notebook 07).
 
 from __future__ import annotations
 
+import itertools
 import os
 import statistics
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..continuous import CNF, MLPField, divergence_exact, divergence_hutchinson
+from ..continuous import CNF, AugmentedDynamics, LinearField, MLPField, divergence_exact, divergence_hutchinson
+from ..core.checks import positive_int
 from ..core.fields import hutchinson_probe
 from ..core.history import History
 from ..data import sample_toy
 from ..flows import Flow, StandardNormal
 from ..training.checkpoints import Checkpoint
 from ..training.loop import fit
+
+if TYPE_CHECKING:
+    from ..training.distributed import Distributed
 
 
 def make_ffjord(dim: int = 2, hidden: int = 64, n_layers: int = 3, activation: str = "tanh",
@@ -108,13 +114,22 @@ def train_ffjord(dataset: str = "8gaussians", n_steps: int = 1000, batch_size: i
                  hidden: int = 64, n_layers: int = 3, activation: str = "tanh", divergence: str = "exact",
                  rtol: float = 1e-3, atol: float = 1e-3, adjoint: bool = True, n_test: int = 5000,
                  seed: int = 0, checkpoint: str | os.PathLike | None = None, model: Flow | None = None,
-                 device: torch.device | str | None = None, progress: bool = True) -> FFJORDResult:
+                 device: torch.device | str | None = None, progress: bool = True,
+                 distributed: Distributed | None = None) -> FFJORDResult:
     """Train FFJORD by maximum likelihood on ``sample_toy(dataset)`` and evaluate it.
 
     Each step draws a fresh batch (the toy sets are infinite); the test NLL is measured
     on ``n_test`` samples from a separate generator (seed ``seed + 1``), never trained on.
     ``model`` continues training a given FFJORD ``Flow``; ``checkpoint`` makes ``fit`` save / resume.
     Training time counts the optimization only (not the evaluation).
+
+    ``distributed`` (:mod:`coursekit.training.distributed`; ``device`` should be its
+    ``device``): ``batch_size`` is the global batch; every rank draws the whole batch from the
+    same generator and keeps its share, ``log_prob`` running through DDP. The run means the
+    same at any world size, but agrees only to the solver's tolerance, not to rounding: an
+    adaptive solver picks its steps from the error norm of the batch it solves (each rank's
+    share). With ``divergence="hutchinson"`` each rank also draws its own probes (still
+    unbiased). Only rank 0 evaluates; the other ranks return ``test_nll = nan``.
     """
     device = torch.device(device) if device is not None else torch.device("cpu")
     torch.manual_seed(seed)
@@ -122,6 +137,8 @@ def train_ffjord(dataset: str = "8gaussians", n_steps: int = 1000, batch_size: i
         model = make_ffjord(2, hidden, n_layers, activation, divergence, rtol, atol, adjoint)
     cnf_layers(model)
     model = model.to(device)
+    part = distributed.shard.part(batch_size, "batch_size") if distributed is not None else slice(None)
+    log_prob = distributed.wrap(model, "log_prob") if distributed is not None else model.log_prob
     gen = torch.Generator().manual_seed(seed)
     x_test = sample_toy(dataset, n_test, torch.Generator().manual_seed(seed + 1)).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -132,17 +149,20 @@ def train_ffjord(dataset: str = "8gaussians", n_steps: int = 1000, batch_size: i
     def loss_fn(step: int):
         if nfe_f and len(nfe_b) < len(nfe_f):  # the previous step's backward has run by now
             nfe_b.append(nfe(model) - nfe_f[-1])
-        x = sample_toy(dataset, batch_size, gen).to(device)
-        loss = -model.log_prob(x).mean()
+        x = sample_toy(dataset, batch_size, gen)[part].to(device)  # this rank's share of the batch
+        loss = -log_prob(x).mean()
         nfe_f.append(nfe(model))
         return {"loss": loss, "nfe": torch.tensor(float(nfe_f[-1]))}
 
     t0 = time.perf_counter()
     history = fit(loss_fn, model, opt, n_steps, scheduler=sched, checkpoint=checkpoint,
-                  checkpoint_every=max(n_steps // 10, 1), progress=progress, desc=f"FFJORD {dataset}")
+                  checkpoint_every=max(n_steps // 10, 1), progress=progress, desc=f"FFJORD {dataset}",
+                  generators=[gen], distributed=distributed)
     if nfe_f and len(nfe_b) < len(nfe_f):
         nfe_b.append(nfe(model) - nfe_f[-1])
     train_time = time.perf_counter() - t0
+    if distributed is not None and not distributed.is_main:
+        return FFJORDResult(model, dataset, history, train_time, float("nan"), nfe_f, nfe_b)
     model.eval()
     nll, nfe_test = evaluate_nll(model, x_test)
     with torch.no_grad():
@@ -191,11 +211,12 @@ def loglog_slope(x: list[float], y: list[float]) -> float:
     return float(np.polyfit(np.log(x), np.log(y), 1)[0])
 
 
-def trace_cost(dims: tuple[int, ...] = (2, 8, 32, 128, 512), batch: int = 64, hidden: int = 64,
+def trace_cost(dims: tuple[int, ...] = (2, 8, 32, 128, 512), batch: int = 64, hidden: int | None = 64,
                repeats: int = 5, fit_from: int = 32, device: torch.device | str = "cpu",
                seed: int = 0, training: bool = False) -> TraceCost:
     """Time ``tr(∂f/∂x)`` exactly (D vector-Jacobian products) vs Hutchinson (one) for an MLP field.
 
+    ``hidden`` is the MLP's width; ``None`` makes it grow with the dimension (``hidden = D``).
     ``training=False`` times the divergence alone (as in evaluation); ``training=True`` keeps
     it differentiable and includes the backward pass through it (as in a training step).
     """
@@ -203,7 +224,7 @@ def trace_cost(dims: tuple[int, ...] = (2, 8, 32, 128, 512), batch: int = 64, hi
     sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
     exact, hutch = [], []
     for d in dims:
-        f = MLPField(d, hidden=hidden, n_layers=2).to(device)
+        f = MLPField(d, hidden=d if hidden is None else hidden, n_layers=2).to(device)
         x = torch.randn(batch, d, device=device)
         t = torch.tensor(0.5, device=device)
         eps = hutchinson_probe(x)
@@ -245,5 +266,85 @@ def density_over_time(model: Flow, points: Tensor, times: list[float] | Tensor,
     return np.stack(logps), np.stack(divs)
 
 
-__all__ = ["FFJORDResult", "TraceCost", "cnf_layers", "density_over_time", "evaluate_nll", "from_checkpoint",
-           "loglog_slope", "make_ffjord", "nfe", "trace_cost", "train_ffjord"]
+# --- notebook 06's "Escríbelo tú" checks: the cases its cells run and the references they compare with ---------
+
+
+def _seeded(build, seed: int):
+    """``build()`` with torch's global generator seeded, leaving the caller's random state untouched."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
+
+
+#: a non-symmetric 3×3 matrix with tr A = 0.6: the linear field's divergence, and a Jacobian whose full sum ≠ trace
+CHECK_MATRIX = ((0.5, 2.0, 0.0), (-0.3, 0.2, 1.0), (0.4, 0.0, -0.1))
+
+
+def dynamics_reference(field: nn.Module, t: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
+    """The lecture's ``(dx/dt, d log p/dt) = (f, −tr ∂f/∂x)``: :class:`AugmentedDynamics` (``dℓ/dt = +tr``), negated."""
+    dx, dl = AugmentedDynamics(field, divergence="exact")(t, (x, x.new_zeros(x.shape[0])))
+    return dx, -dl
+
+
+def dynamics_cases() -> list[tuple[str, tuple]]:
+    """Cases ``(label, (field, t, x))`` for the augmented dynamics, in float64: a linear field with a
+    non-symmetric ``A`` (a wrong sign, or the sum of the whole Jacobian, shows) and MLPs in 2-D and 4-D."""
+    f64 = torch.float64
+    g = torch.Generator().manual_seed(0)
+    mlp2 = _seeded(lambda: MLPField(2, hidden=16, n_layers=2).double(), 0)
+    mlp4 = _seeded(lambda: MLPField(4, hidden=16, n_layers=2).double(), 1)
+    return [("campo lineal 3-D, A no simétrica",
+             (LinearField(torch.tensor(CHECK_MATRIX, dtype=f64)), torch.tensor(0.0, dtype=f64),
+              torch.randn(4, 3, generator=g, dtype=f64))),
+            ("MLP 2-D, t = 0.3, lote de 5",
+             (mlp2, torch.tensor(0.3, dtype=f64), torch.randn(5, 2, generator=g, dtype=f64))),
+            ("MLP 4-D, t = 0.9, lote de 3",
+             (mlp4, torch.tensor(0.9, dtype=f64), torch.randn(3, 4, generator=g, dtype=f64)))]
+
+
+def hutchinson_reference(field: nn.Module, t: Tensor, x: Tensor, eps: Tensor) -> Tensor:
+    """``εᵀ (∂f/∂x) ε`` per sample with the given ``ε``: :func:`divergence_hutchinson`."""
+    return divergence_hutchinson(field, t, x, eps)
+
+
+def hutchinson_cases() -> list[tuple[str, tuple]]:
+    """Cases ``(label, (field, t, x, eps))`` with a fixed ``ε`` (Rademacher and Gaussian), in float64."""
+    f64 = torch.float64
+    g = torch.Generator().manual_seed(0)
+    mlp3 = _seeded(lambda: MLPField(3, hidden=16, n_layers=2).double(), 2)
+    mlp5 = _seeded(lambda: MLPField(5, hidden=16, n_layers=2).double(), 3)
+    t = torch.tensor(0.4, dtype=f64)
+    x3, x5 = torch.randn(6, 3, generator=g, dtype=f64), torch.randn(4, 5, generator=g, dtype=f64)
+    linear = LinearField(torch.tensor(CHECK_MATRIX, dtype=f64))
+    return [("MLP 3-D, ε de Rademacher", (mlp3, t, x3, hutchinson_probe(x3, "rademacher", g))),
+            ("MLP 3-D, ε gaussiano", (mlp3, t, x3, hutchinson_probe(x3, "gaussian", g))),
+            ("campo lineal 3-D, A no simétrica, ε gaussiano", (linear, t, x3, hutchinson_probe(x3, "gaussian", g))),
+            ("MLP 5-D, ε gaussiano", (mlp5, t, x5, hutchinson_probe(x5, "gaussian", g)))]
+
+
+def all_signs(dim: int, dtype: torch.dtype = torch.float64) -> Tensor:
+    """The ``2^dim`` Rademacher vectors ``ε ∈ {−1, +1}^dim``, shape ``(2^dim, dim)``; their mean ``ε εᵀ`` is ``I``."""
+    positive_int(dim, "dim")
+    return torch.tensor(list(itertools.product([-1.0, 1.0], repeat=dim)), dtype=dtype)
+
+
+def averaged_over_all_signs(estimator):
+    """``(field, t, x) -> mean_ε estimator(field, t, x, ε)`` over the ``2^D`` Rademacher vectors, at one point
+    ``x`` of shape ``(1, D)``: exactly ``tr(∂f/∂x)`` for an unbiased estimator (no Monte Carlo)."""
+    def run(field, t, x):
+        signs = all_signs(x.shape[1], x.dtype).to(x.device)
+        return estimator(field, t, x.repeat(len(signs), 1), signs).mean().reshape(1)
+
+    return run
+
+
+def all_signs_cases() -> list[tuple[str, tuple]]:
+    """Cases ``(label, (field, t, x))`` at one point each, for :func:`averaged_over_all_signs`."""
+    return [(label.split(",")[0] + f", {2 ** x.shape[1]} vectores ε", (field, t, x[:1]))
+            for label, (field, t, x, _) in hutchinson_cases()[1:]]
+
+
+__all__ = ["CHECK_MATRIX", "FFJORDResult", "TraceCost", "all_signs", "all_signs_cases", "averaged_over_all_signs",
+           "cnf_layers", "density_over_time", "dynamics_cases", "dynamics_reference", "evaluate_nll", "from_checkpoint",
+           "hutchinson_cases", "hutchinson_reference", "loglog_slope", "make_ffjord", "nfe", "trace_cost",
+           "train_ffjord"]

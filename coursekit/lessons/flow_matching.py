@@ -1,8 +1,8 @@
 """Lesson 07's recipes: flow matching against FFJORD, few-step sampling, and MNIST.
 
-* :func:`train_fm` / :func:`train_ffjord_curve` train *the same* ``MLPField`` on the same 2-D
-  toy set by flow matching (a regression: no ODE is solved) and by FFJORD (maximum likelihood:
-  an ODE and its adjoint in every step), and measure at the same steps the training wall time
+* :func:`train_fm` / :func:`train_ffjord_curve` train *the same* ``MLPField`` on the same data
+  (a 2-D toy set, or any data tensor (N, D)) by flow matching (a regression: no ODE is solved)
+  and by FFJORD (maximum likelihood: an ODE and its adjoint in every step), and measure at the same steps the training wall time
   (evaluation excluded) and the test NLL through lesson 06's CNF (exact trace, dopri5).
 * :func:`quality_vs_nfe` integrates the same noise with Euler at 1, 2, 4, … steps and with
   dopri5 and scores the samples against held-out data (sliced W₂, energy distance).
@@ -21,6 +21,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -46,6 +47,9 @@ from ..matching import (
 from ..training.checkpoints import Checkpoint
 from ..training.loop import fit
 from .cnf import evaluate_nll, make_ffjord
+
+if TYPE_CHECKING:
+    from ..training.distributed import Distributed
 
 KIND = "fm_image_field"  # the checkpoint kind of the MNIST field
 EULER_STEPS = (1, 2, 4, 8, 16, 32, 100)
@@ -94,12 +98,40 @@ def fm_flow(field: nn.Module) -> Flow:
     return Flow(StandardNormal(field.dim), CNF(field, divergence="exact", method="dopri5", rtol=1e-5, atol=1e-5))
 
 
-def _run(method: str, dataset: str, model: nn.Module, flow: Flow, loss_of_batch, n_steps: int,
-         batch_size: int, lr: float, n_eval: int, n_test: int, seed: int,
+@dataclass
+class _Data:
+    """Where batches and the test set come from: a toy set's name, or the rows of an (N, D) tensor."""
+
+    name: str
+    dim: int
+    test: Tensor
+    draw: Callable[[int, torch.Generator], Tensor]
+
+
+def _data(dataset: str | Tensor, n_test: int, seed: int) -> _Data:
+    """A named 2-D toy set (fresh samples every batch; the test set drawn with seed + 1) or a
+    data tensor (N, D): its last ``n_test`` rows are the test set, batches are drawn (with
+    replacement) from the other rows."""
+    if isinstance(dataset, str):
+        return _Data(dataset, 2, sample_toy(dataset, n_test, torch.Generator().manual_seed(seed + 1)),
+                     lambda n, gen: sample_toy(dataset, n, gen))
+    if not isinstance(dataset, Tensor) or dataset.ndim != 2 or not dataset.is_floating_point():
+        raise TypeError("dataset must be a toy set's name or a floating-point tensor of shape (N, D), got "
+                        f"{getattr(dataset, 'shape', type(dataset).__name__)}")
+    if len(dataset) <= n_test:
+        raise ValueError(f"a data tensor needs more than n_test = {n_test} rows (the last n_test are the "
+                         f"test set), got {len(dataset)}")
+    train, test = dataset[:-n_test], dataset[-n_test:]
+    return _Data(f"tensor {tuple(dataset.shape)}", dataset.shape[1], test,
+                 lambda n, gen: train[torch.randint(len(train), (n,), generator=gen)])
+
+
+def _run(method: str, data: _Data, model: nn.Module, flow: Flow, loss_of_batch, n_steps: int,
+         batch_size: int, lr: float, n_eval: int, seed: int,
          checkpoint: str | os.PathLike | None, progress: bool) -> TrainResult:
     gen = torch.Generator().manual_seed(seed)
     device = next(model.parameters()).device
-    x_test = sample_toy(dataset, n_test, torch.Generator().manual_seed(seed + 1)).to(device)
+    x_test = data.test.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(n_steps, 1), eta_min=lr / 10)
     eval_steps = {round(n_steps * (k + 1) / n_eval) for k in range(n_eval)}
@@ -108,6 +140,9 @@ def _run(method: str, dataset: str, model: nn.Module, flow: Flow, loss_of_batch,
 
     def evaluate(step: int) -> None:
         elapsed = time.perf_counter() - clock["start"] - clock["paused"]
+        if n_eval == 0:  # timings only: no test NLL
+            curve.append(CurvePoint(step, elapsed, float("nan")))
+            return
         t0 = time.perf_counter()
         was_training = flow.training
         flow.eval()
@@ -119,50 +154,56 @@ def _run(method: str, dataset: str, model: nn.Module, flow: Flow, loss_of_batch,
     def loss_fn(step: int):
         if step in eval_steps:  # the model has taken `step` optimizer steps
             evaluate(step)
-        return loss_of_batch(sample_toy(dataset, batch_size, gen).to(device))
+        return loss_of_batch(data.draw(batch_size, gen).to(device))
 
     history = fit(loss_fn, model, opt, n_steps, scheduler=sched, checkpoint=checkpoint,
-                  checkpoint_every=max(n_steps // 10, 1), progress=progress, desc=f"{method} {dataset}")
+                  checkpoint_every=max(n_steps // 10, 1), progress=progress, desc=f"{method} {data.name}")
     evaluate(n_steps)
-    return TrainResult(flow.transform.field, flow, method, dataset, history, curve[-1].time_s, curve)
+    return TrainResult(flow.transform.field, flow, method, data.name, history, curve[-1].time_s, curve)
 
 
-def train_fm(dataset: str = "8gaussians", n_steps: int = 2000, batch_size: int = 512, lr: float = 3e-3,
+def train_fm(dataset: str | Tensor = "8gaussians", n_steps: int = 2000, batch_size: int = 512, lr: float = 3e-3,
              hidden: int = 64, n_layers: int = 3, activation: str = "tanh", path: AffinePath | None = None,
              ot: bool = False, n_eval: int = 4, n_test: int = 5000, seed: int = 0,
              checkpoint: str | os.PathLike | None = None, field: nn.Module | None = None,
              device: torch.device | str | None = None, progress: bool = True) -> TrainResult:
-    """Flow matching (I-CFM by default, OT-CFM with ``ot=True``) of an ``MLPField`` on a toy set.
+    """Flow matching (I-CFM by default, OT-CFM with ``ot=True``) of an ``MLPField``.
 
-    The loss is :func:`~coursekit.matching.cfm_loss`: no ODE is solved in training. The test
-    NLL (``n_eval`` times during training) uses ``n_test`` held-out samples.
+    ``dataset`` is a 2-D toy set's name or any data tensor (N, D) (its last ``n_test`` rows
+    are held out). The loss is :func:`~coursekit.matching.cfm_loss`: no ODE is solved in
+    training. The test NLL (``n_eval`` times during training) uses ``n_test`` held-out samples;
+    ``n_eval=0`` skips it (``test_nll`` is NaN) when only the timings or the field are wanted.
     """
+    data = _data(dataset, n_test, seed)
     torch.manual_seed(seed)
-    model = (field or MLPField(2, hidden, n_layers, activation)).to(device or "cpu")
+    model = (field or MLPField(data.dim, hidden, n_layers, activation)).to(device or "cpu")
+    if getattr(model, "dim", data.dim) != data.dim:
+        raise ValueError(f"field.dim = {model.dim} does not match the data's dimension {data.dim}")
     path = path or LinearPath()
     coupling = ot_coupling if ot else None
 
     def loss_of_batch(x1):
         return cfm_loss(model, x1, path, coupling=coupling)
 
-    return _run("OT-CFM" if ot else "I-CFM", dataset, model, fm_flow(model), loss_of_batch, n_steps,
-                batch_size, lr, n_eval, n_test, seed, checkpoint, progress)
+    return _run("OT-CFM" if ot else "I-CFM", data, model, fm_flow(model), loss_of_batch, n_steps,
+                batch_size, lr, n_eval, seed, checkpoint, progress)
 
 
-def train_ffjord_curve(dataset: str = "8gaussians", n_steps: int = 500, batch_size: int = 512, lr: float = 3e-3,
-                       hidden: int = 64, n_layers: int = 3, activation: str = "tanh", divergence: str = "exact",
-                       n_eval: int = 4, n_test: int = 5000, seed: int = 0,
+def train_ffjord_curve(dataset: str | Tensor = "8gaussians", n_steps: int = 500, batch_size: int = 512,
+                       lr: float = 3e-3, hidden: int = 64, n_layers: int = 3, activation: str = "tanh",
+                       divergence: str = "exact", n_eval: int = 4, n_test: int = 5000, seed: int = 0,
                        device: torch.device | str | None = None, progress: bool = True) -> TrainResult:
-    """FFJORD (lesson 06's ``make_ffjord``: dopri5 + adjoint, rtol = atol = 1e-3) with the same curve."""
+    """FFJORD (lesson 06's ``make_ffjord``: dopri5 + adjoint, rtol = atol = 1e-3) with the same curve;
+    ``dataset`` as in :func:`train_fm` (a toy set's name or a data tensor (N, D))."""
+    data = _data(dataset, n_test, seed)
     torch.manual_seed(seed)
-    flow = make_ffjord(2, hidden, n_layers, activation, divergence).to(device or "cpu")
+    flow = make_ffjord(data.dim, hidden, n_layers, activation, divergence).to(device or "cpu")
 
     def loss_of_batch(x1):
         loss = -flow.log_prob(x1).mean()
         return {"loss": loss, "nfe": torch.tensor(float(flow.transform.nfe))}  # forward-solve NFE of this step
 
-    return _run("FFJORD", dataset, flow, flow, loss_of_batch, n_steps, batch_size, lr, n_eval, n_test, seed,
-                None, progress)
+    return _run("FFJORD", data, flow, flow, loss_of_batch, n_steps, batch_size, lr, n_eval, seed, None, progress)
 
 
 # --- sample quality against the number of field evaluations ----------------------------------
@@ -217,14 +258,41 @@ def signed_to_display(x: Tensor) -> Tensor:
 
 
 def mnist_loss(field: nn.Module, x_train: Tensor, batch: int = 128, path: AffinePath | None = None,
-               ot: bool = False, generator: torch.Generator | None = None) -> Callable[[int], Tensor]:
-    """``loss(step)`` for :func:`coursekit.training.fit`: CFM on a random minibatch of ``x_train``."""
+               ot: bool = False, generator: torch.Generator | None = None,
+               distributed: Distributed | None = None) -> Callable[[int], Tensor]:
+    """``loss(step)`` for :func:`coursekit.training.fit`: CFM on a random minibatch of ``x_train``.
+
+    ``distributed`` (:mod:`coursekit.training.distributed`): ``batch`` is the global batch;
+    every rank draws the whole batch's indices (``generator``), noise x₀ and times t (the
+    global RNG, on the CPU), pairs them (OT) and keeps its ``batch / world_size`` rows, the
+    loss going through DDP. On the CPU these are the draws of ``distributed=None``, so the
+    run is the same at any world size (up to float summation order)."""
     path = path or LinearPath()
     device = next(field.parameters()).device
+    if distributed is not None:
+        return _sharded_mnist_loss(field, x_train, batch, path, ot, generator, distributed)
 
     def loss_fn(step: int) -> Tensor:
         idx = torch.randint(len(x_train), (batch,), generator=generator)
         return cfm_loss(field, x_train[idx].to(device), path, coupling=ot_coupling if ot else None,
+                        reduce_dims="mean")
+
+    return loss_fn
+
+
+def _sharded_mnist_loss(field, x_train, batch, path, ot, generator, distributed):
+    part = distributed.shard.part(batch, "batch")  # ValueError unless the world size divides batch
+    if path.sigma > 0:
+        raise ValueError(f"distributed training needs a path without extra noise (sigma = 0), got {path!r}")
+    forward, device = distributed.wrap(field), next(field.parameters()).device
+
+    def loss_fn(step: int) -> Tensor:
+        x1 = x_train[torch.randint(len(x_train), (batch,), generator=generator)]  # the global batch
+        x0 = torch.randn(x1.shape, dtype=x1.dtype)  # what cfm_loss draws when not given, in the same order
+        if ot:
+            x0, x1 = ot_coupling(x0, x1)
+        t = torch.rand(batch, dtype=x1.dtype)
+        return cfm_loss(forward, x1[part].to(device), path, x0=x0[part].to(device), t=t[part].to(device),
                         reduce_dims="mean")
 
     return loss_fn

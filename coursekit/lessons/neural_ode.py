@@ -1,4 +1,4 @@
-"""Lesson 05's recipes: the spiral data and its training, solver error/NFE, adjoint memory.
+"""Lesson 05's recipes: the spiral data and its training, solver error/NFE, RK4's two tableaus, adjoint memory.
 
 Notebook 05 and ``benchmarks/bench_neural_ode.py`` call the same code, so the numbers a
 student sees and the ones in the benchmark table come from one place. The formulas
@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
+from torchdiffeq import odeint
 
-from ..continuous import NeuralODE, ODEFunc, SpiralField, euler_resnet
+from ..continuous import LinearField, MLPField, NeuralODE, ODEFunc, SpiralField, euler_resnet, solve_adjoint
 from ..core.checks import positive_int
 from ..core.history import History
 from ..training.loop import fit
@@ -135,6 +136,33 @@ def solver_table(field: nn.Module, h0: Tensor, t1: float, steps: tuple[int, ...]
     return rows
 
 
+_RK4_RULES = {
+    # (stage times c, stage coefficients a_ij, weights b): dh = dt·Σ b_i k_i, k_i = f(t + c_i·dt, h + dt·Σ a_ij k_j)
+    "classic": ((0.0, 0.5, 0.5, 1.0), ((), (0.5,), (0.0, 0.5), (0.0, 0.0, 1.0)), (1 / 6, 1 / 3, 1 / 3, 1 / 6)),
+    "3/8": ((0.0, 1 / 3, 2 / 3, 1.0), ((), (1 / 3,), (-1 / 3, 1.0), (1.0, -1.0, 1.0)), (1 / 8, 3 / 8, 3 / 8, 1 / 8)),
+}
+
+
+def rk4_step(field: nn.Module, t: float | Tensor, h: Tensor, dt: float, rule: str = "classic") -> Tensor:
+    """One Runge–Kutta step of order 4, ``h(t) → h(t + dt)`` (``dt < 0`` integrates backwards).
+
+    ``rule="classic"`` is the textbook tableau (stages at t, t + dt/2, t + dt/2, t + dt; weights
+    1/6, 1/3, 1/3, 1/6). ``rule="3/8"`` is Kutta's 3/8 rule (stages at t, t + dt/3, t + 2dt/3,
+    t + dt; weights 1/8, 3/8, 3/8, 1/8), which is what torchdiffeq's ``method="rk4"`` takes.
+    Both have order 4: on a field affine in ``(t, h)`` they give the same step; on others
+    they differ by O(dt⁵) per step.
+    """
+    if rule not in _RK4_RULES:
+        raise ValueError(f"rule must be one of {sorted(_RK4_RULES)}, got {rule!r}")
+    c, a, b = _RK4_RULES[rule]
+    t = float(t)
+    ks: list[Tensor] = []
+    for ci, ai in zip(c, a):
+        hi = h + dt * sum((aij * kj for aij, kj in zip(ai, ks)), torch.zeros_like(h))
+        ks.append(field(torch.tensor(t + ci * dt, dtype=h.dtype, device=h.device), hi))
+    return h + dt * sum((bi * ki for bi, ki in zip(b, ks)), torch.zeros_like(h))
+
+
 @dataclass
 class MemoryRow:
     steps: int
@@ -186,5 +214,69 @@ def adjoint_memory_table(field: nn.Module, h0: Tensor, step_counts: tuple[int, .
     return rows
 
 
-__all__ = ["MemoryRow", "SolverRow", "SpiralData", "SpiralRun", "adjoint_memory_table", "solver_table",
-           "spiral_batch", "spiral_data", "train_spiral"]
+# --- notebook 05's "Escríbelo tú" checks: the cases its cells run and the references they compare with ---------
+
+
+def _seeded(build, seed: int):
+    """``build()`` with torch's global generator seeded, leaving the caller's random state untouched."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
+
+
+def one_step_reference(method: str):
+    """``(f, t, h, dt) -> h(t + dt)``: one step of torchdiffeq's ``odeint`` with a fixed-step ``method``."""
+    def step(f, t, h, dt):
+        times = torch.tensor([float(t), float(t) + float(dt)], dtype=h.dtype, device=h.device)
+        return odeint(f, h, times, method=method)[-1]
+
+    return step
+
+
+def step_cases(nonlinear: bool = False) -> list[tuple[str, tuple]]:
+    """Cases ``(label, (f, t, h, dt))`` for one Euler or RK4 step, in float64.
+
+    Fields affine in ``(t, h)``, where the classic RK4 and torchdiffeq's 3/8 rule take exactly the
+    same step: autonomous, time-dependent (an RK4 stage evaluated at the wrong time shows), and
+    backwards (``dt < 0``). ``nonlinear=True`` adds an MLP field (for Euler, on which all agree).
+    """
+    g = torch.Generator().manual_seed(0)
+    A = torch.randn(3, 3, generator=g, dtype=torch.float64)
+    b = torch.randn(3, generator=g, dtype=torch.float64)
+    h = torch.randn(4, 3, generator=g, dtype=torch.float64)
+
+    def affine(t, x):
+        return x @ A.T + t * b
+
+    cases = [("campo lineal autónomo, t = 0, Δt = 0.5", (LinearField(A), 0.0, h, 0.5)),
+             ("campo afín en t, t = 0.7, Δt = 0.3", (affine, 0.7, h, 0.3)),
+             ("hacia atrás: campo afín, t = 1, Δt = −0.4", (affine, 1.0, h, -0.4))]
+    if nonlinear:
+        mlp = _seeded(lambda: MLPField(3, hidden=16, n_layers=2).double(), 0)
+        cases.append(("campo no lineal (MLP), t = 0.2, Δt = 0.1", (mlp, 0.2, h, 0.1)))
+    return cases
+
+
+def adjoint_reference(field: nn.Module, hT: Tensor, T: float) -> Tensor:
+    """``∂L/∂h(0)`` for ``L = ½‖h(T)‖²`` (so ``a(T) = h(T)``), by :func:`solve_adjoint` at tight tolerances."""
+    return solve_adjoint(field, hT, hT, [float(T), 0.0], rtol=1e-10, atol=1e-10).a[-1]
+
+
+def adjoint_cases() -> list[tuple[str, tuple]]:
+    """Cases ``(label, (field, hT, T))`` for the adjoint written by hand, in float64.
+
+    A linear field with a non-normal ``A`` (``A Aᵀ ≠ Aᵀ A``: ``a Aᵀ`` instead of ``a A`` shows), at
+    two horizons, and an MLP field, whose Jacobian changes along the path (``h`` must be
+    re-integrated backwards, not frozen at ``h(T)``).
+    """
+    A = torch.tensor([[0.2, 1.5], [-0.4, -0.3]], dtype=torch.float64)
+    mlp = _seeded(lambda: MLPField(2, hidden=16, n_layers=2).double(), 1)
+    hT = torch.randn(3, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    return [("campo lineal no normal, T = 1", (LinearField(A), hT, 1.0)),
+            ("campo lineal no normal, T = 2.5", (LinearField(A), hT, 2.5)),
+            ("campo no lineal (MLP), T = 1", (mlp, hT, 1.0))]
+
+
+__all__ = ["MemoryRow", "SolverRow", "SpiralData", "SpiralRun", "adjoint_cases", "adjoint_memory_table",
+           "adjoint_reference", "one_step_reference", "rk4_step", "solver_table", "spiral_batch", "spiral_data",
+           "step_cases", "train_spiral"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -26,6 +27,9 @@ from ..training.checkpoints import REPO_DIR, Checkpoint, save
 from ..video.dit import LatentDiT
 from ..video.latent import LatentNormalizer, VideoModel, rectified_flow_loss
 from ..video.tae import TemporalAutoencoder, tae_loss
+
+if TYPE_CHECKING:
+    from ..training.distributed import Distributed
 
 KIND = "video"
 #: Where ``scripts/train_video.py`` writes the shipped checkpoint.
@@ -60,37 +64,61 @@ def reconstruct(tae: TemporalAutoencoder, clips, batch_size: int = 32) -> Tensor
 
 
 def train_tae(tae: TemporalAutoencoder, clips, n_steps: int, batch_size: int = 16, lr: float = 2e-3,
-              checkpoint=None, progress: bool = True, seed: int = 0) -> History:
+              checkpoint=None, progress: bool = True, seed: int = 0,
+              distributed: Distributed | None = None) -> History:
     """Fit the TAE (:func:`~coursekit.video.tae.tae_loss`) on random batches of ``clips`` with
-    :func:`coursekit.training.fit`; returns the history (``loss``, ``bce``, ``mse``, ``opl``)."""
+    :func:`coursekit.training.fit`; returns the history (``loss``, ``bce``, ``mse``, ``opl``).
+
+    ``distributed`` (:mod:`coursekit.training.distributed`): ``batch_size`` is the global
+    batch; every rank draws its indices and keeps its share. The reconstruction term is then
+    the global batch's; the outlier penalty uses each rank's own batch statistics (like an
+    unsynchronised BatchNorm), so that small term depends on the world size."""
     positive_int(batch_size, "batch_size")
     x = as_clips(clips)
     dev = next(tae.parameters()).device
+    part = distributed.shard.part(batch_size, "batch_size") if distributed is not None else slice(None)
+    loss_of = distributed.wrap(tae, tae_loss) if distributed is not None else (lambda x: tae_loss(tae, x))
     opt = torch.optim.Adam(tae.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed)
 
     def loss_fn(step: int):
         idx = torch.randint(0, len(x), (batch_size,), generator=gen)
-        return tae_loss(tae, x[idx].to(dev))
+        return loss_of(x[idx[part]].to(dev))
 
-    return fit(loss_fn, tae, opt, n_steps, checkpoint=checkpoint, progress=progress, desc="TAE")
+    return fit(loss_fn, tae, opt, n_steps, checkpoint=checkpoint, progress=progress, desc="TAE", generators=[gen],
+               distributed=distributed)
 
 
 def train_flow(dit: LatentDiT, latents: Tensor, n_steps: int, batch_size: int = 64, lr: float = 1e-3,
-               checkpoint=None, progress: bool = True, seed: int = 0) -> History:
-    """Fit the transformer field on normalised latents with the rectified-flow loss."""
+               checkpoint=None, progress: bool = True, seed: int = 0,
+               distributed: Distributed | None = None) -> History:
+    """Fit the transformer field on normalised latents with the rectified-flow loss.
+
+    ``distributed`` (:mod:`coursekit.training.distributed`): ``batch_size`` is the global
+    batch; every rank draws the whole batch's indices, noise z₀ and times t (the global RNG,
+    on the CPU: the draws of ``distributed=None`` on the CPU) and keeps its share, so the run
+    is the same at any world size."""
     positive_int(batch_size, "batch_size")
     dev = next(dit.parameters()).device
     opt = torch.optim.AdamW(dit.parameters(), lr=lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 100))  # short warm-up
     gen = torch.Generator().manual_seed(seed)
 
-    def loss_fn(step: int):
-        idx = torch.randint(0, len(latents), (batch_size,), generator=gen)
-        return rectified_flow_loss(dit, latents[idx].to(dev))
+    if distributed is None:
+        def loss_fn(step: int):
+            idx = torch.randint(0, len(latents), (batch_size,), generator=gen)
+            return rectified_flow_loss(dit, latents[idx].to(dev))
+    else:
+        part, field = distributed.shard.part(batch_size, "batch_size"), distributed.wrap(dit)
+
+        def loss_fn(step: int):  # the same draws as above, for the whole global batch
+            idx = torch.randint(0, len(latents), (batch_size,), generator=gen)
+            z0 = torch.randn((batch_size, *latents.shape[1:]), dtype=latents.dtype)  # randn_like(z1) on the CPU
+            t = torch.rand(batch_size, dtype=latents.dtype)
+            return rectified_flow_loss(field, latents[idx[part]].to(dev), z0[part].to(dev), t[part].to(dev))
 
     return fit(loss_fn, dit, opt, n_steps, checkpoint=checkpoint, scheduler=sched, progress=progress,
-               clip_grad_norm=1.0, desc="flujo latente")
+               clip_grad_norm=1.0, desc="flujo latente", generators=[gen], distributed=distributed)
 
 
 # --- the shipped checkpoint ------------------------------------------------------------------

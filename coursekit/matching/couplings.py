@@ -19,11 +19,20 @@ from torch import Tensor
 def _check_pair(x0: Tensor, x1: Tensor) -> None:
     for name, x in (("x0", x0), ("x1", x1)):
         if not isinstance(x, Tensor) or not x.is_floating_point():
-            raise TypeError(f"{name} must be a floating-point torch.Tensor, got {type(x).__name__}")
-    if x0.shape != x1.shape or x0.ndim < 1:
+            what = f"dtype {x.dtype}" if isinstance(x, Tensor) else type(x).__name__
+            raise TypeError(f"{name} must be a floating-point torch.Tensor, got {what}")
+        if x.ndim < 2 or x.shape[0] < 1:
+            raise ValueError(f"{name} must have shape (batch, ...) with batch >= 1 and at least one "
+                             f"feature dimension, got {tuple(x.shape)}; for one point per sample use x[:, None]")
+    if x0.shape != x1.shape:
         raise ValueError(
             f"x0 and x1 must have the same shape (batch, ...), got {tuple(x0.shape)} and {tuple(x1.shape)}"
         )
+    if x0.dtype != x1.dtype:
+        raise ValueError(f"x0 and x1 must have the same dtype, got {x0.dtype} and {x1.dtype}")
+    for name, x in (("x0", x0), ("x1", x1)):
+        if not torch.isfinite(x).all():
+            raise ValueError(f"{name} contains NaN or Inf values")
 
 
 def squared_cost(x0: Tensor, x1: Tensor) -> Tensor:

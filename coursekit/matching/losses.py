@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from ..core.fields import VectorField
-from .paths import AffinePath, PathSample
+from .paths import AffinePath, PathSample, _check_tensor
 
 Coupling = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
 
@@ -43,6 +43,10 @@ def cfm_loss(field: VectorField, x1: Tensor, path: AffinePath, x0: Tensor | None
     """
     if not isinstance(path, AffinePath):
         raise TypeError(f"path must be a GaussianPath or LinearPath, got {type(path).__name__}")
+    _check_tensor("x1", x1)  # before drawing x0 like it: an int x1 gets a clear error, not randn's
+    if x1.dim() < 2:
+        raise ValueError(f"x1 must have shape (batch, dim, ...), got {tuple(x1.shape)}; "
+                         "for one number per sample use x1[:, None]")
     if x0 is None:
         x0 = torch.randn_like(x1)
     if coupling is not None:

@@ -80,6 +80,22 @@ class MixtureTarget:
         gamma = self.posterior(path, t, x)
         return (gamma[:, :, None] * self.component_fields(path, t, x)).sum(1)
 
+    def conditional_variance(self, path: AffinePath, t: Tensor | float, x: Tensor) -> Tensor:
+        """E[‖u_t(x | x₁) − u_t(x)‖² | x_t = x], shape (n,): how far the CFM target scatters around
+        the marginal field at x. Its mean over x ~ p_t is L_CFM − L_FM at time t, whatever θ.
+
+        Between components, the spread of E[u_t | x, k] around u_t(x); within component k,
+        Var[u_t | x, k] = d (ȧ² + ḃ² s² − (ȧ a + ḃ b s²)² / v_t) (u_t and x_t jointly Gaussian).
+        """
+        a, b, da, db, var, _, logjoint = self._moments(path, t, x)
+        gamma = torch.softmax(logjoint, 1)
+        comp = self.component_fields(path, t, x)
+        u = (gamma[:, :, None] * comp).sum(1)
+        between = (gamma * (comp - u[:, None]).pow(2).sum(-1)).sum(1)
+        s2 = self.std**2
+        within = x.shape[1] * (da**2 + db**2 * s2 - (da * a + db * b * s2) ** 2 / var)
+        return between + within[:, 0]
+
     def sample_t(self, path: AffinePath, t: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """x_t ~ p_t for each t in ``t`` (shape (n,)), drawn through the conditional path."""
         x1 = self.sample(t.shape[0], generator)

@@ -35,11 +35,20 @@ def _check_tensor(name: str, x: Tensor) -> None:
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
     if x.ndim < 1 or x.shape[0] < 1:
         raise ValueError(f"{name} must have shape (batch, ...) with batch >= 1, got {tuple(x.shape)}")
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or Inf values")
 
 
 def _per_sample(t: Tensor | float, x: Tensor) -> Tensor:
-    """``t`` (a scalar or shape (batch,)) as shape (batch, 1, 1, …), so that it multiplies ``x``."""
-    return batch_time(t, x).reshape(-1, *([1] * (x.dim() - 1)))
+    """``t`` (a scalar or shape (batch,)) as shape (batch, 1, 1, …), so that it multiplies ``x``.
+
+    Raises ``ValueError`` unless every time lies in [0, 1] (noise at 0, data at 1)."""
+    tb = batch_time(t, x)
+    if not ((tb >= 0) & (tb <= 1)).all():  # False for NaN too
+        bad = tb[~((tb >= 0) & (tb <= 1))]
+        raise ValueError(f"t must lie in [0, 1] (noise at 0, data at 1), got {bad[:5].tolist()}"
+                         + (f" and {bad.numel() - 5} more" if bad.numel() > 5 else ""))
+    return tb.reshape(-1, *([1] * (x.dim() - 1)))
 
 
 class AffinePath:

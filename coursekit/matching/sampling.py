@@ -13,20 +13,27 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from ..core.checks import positive_int
+from ..core.checks import finite_float, positive_int
 from ..core.fields import NFECounter, VectorField, batch_time
 
 
-def _check(x0: Tensor, n_steps: int | None = None) -> None:
+def _check(x0: Tensor, n_steps: int | None = None, t0: float = 0.0, t1: float = 1.0) -> None:
     if not isinstance(x0, Tensor) or not x0.is_floating_point() or x0.ndim < 1:
-        raise TypeError(f"x0 must be a floating-point tensor of shape (batch, ...), got {type(x0).__name__}")
+        what = f"dtype {x0.dtype}, shape {tuple(x0.shape)}" if isinstance(x0, Tensor) else type(x0).__name__
+        raise TypeError(f"x0 must be a floating-point tensor of shape (batch, ...), got {what}")
+    if x0.shape[0] < 1:
+        raise ValueError(f"x0 is an empty batch (shape {tuple(x0.shape)}); pass at least one sample")
+    if not torch.isfinite(x0).all():
+        raise ValueError("x0 contains NaN or Inf values")
     if n_steps is not None:
         positive_int(n_steps, "n_steps")
+    finite_float(t0, "t0")
+    finite_float(t1, "t1")
 
 
 def _fixed_step(step: Callable, field: VectorField, x0: Tensor, n_steps: int, t0: float, t1: float,
                 return_trajectory: bool, enable_grad: bool):
-    _check(x0, n_steps)
+    _check(x0, n_steps, t0, t1)
     ts = torch.linspace(t0, t1, n_steps + 1, dtype=x0.dtype, device=x0.device)
     x, traj = x0, [x0]
     with torch.set_grad_enabled(enable_grad):
@@ -68,9 +75,11 @@ def ode_sample(field: VectorField, x0: Tensor, method: str = "dopri5", rtol: flo
     """
     from torchdiffeq import odeint
 
-    _check(x0)
-    if n_points < 2:
-        raise ValueError(f"n_points must be >= 2, got {n_points}")
+    _check(x0, None, t0, t1)
+    if not isinstance(n_points, int) or isinstance(n_points, bool) or n_points < 2:
+        raise ValueError(f"n_points must be an int >= 2, got {n_points!r}")
+    if float(t0) == float(t1):
+        raise ValueError(f"t0 and t1 must differ, got t0 = t1 = {t0}")
     counted = NFECounter(field)  # torchdiffeq passes a scalar t: fields accept it (batch_time)
     ts = torch.linspace(t0, t1, n_points, dtype=x0.dtype, device=x0.device)
     with torch.set_grad_enabled(enable_grad):

@@ -19,11 +19,8 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-
-def _check_latent(latent_dim: int) -> int:
-    if not isinstance(latent_dim, int) or isinstance(latent_dim, bool) or latent_dim < 1:
-        raise ValueError(f"latent_dim must be a positive int, got {latent_dim!r}")
-    return latent_dim
+from ..core.checks import positive_int
+from .inputs import check_pixels
 
 
 class Autoencoder(keras.Model):
@@ -31,7 +28,7 @@ class Autoencoder(keras.Model):
 
     def __init__(self, latent_dim: int = 64, shape: tuple[int, int] = (28, 28), **kw):
         super().__init__(**kw)
-        self.latent_dim = _check_latent(latent_dim)
+        self.latent_dim = positive_int(latent_dim, "latent_dim")
         shape = tuple(shape)
         self.encoder = keras.Sequential([
             layers.Input(shape), layers.Flatten(), layers.Dense(latent_dim, activation="relu"),
@@ -53,7 +50,7 @@ class CVAE(keras.Model):
 
     def __init__(self, latent_dim: int = 2, **kw):
         super().__init__(**kw)
-        self.latent_dim = _check_latent(latent_dim)
+        self.latent_dim = positive_int(latent_dim, "latent_dim")
         self.encoder = keras.Sequential([
             layers.Input(shape=(28, 28, 1)),
             layers.Conv2D(32, 3, strides=2, activation="relu"),  # 28 → 13
@@ -115,8 +112,14 @@ def log_normal_pdf(sample, mean, logvar, raxis: int = 1):
     return tf.reduce_sum(-0.5 * ((sample - mean) ** 2 * tf.exp(-logvar) + logvar + log2pi), axis=raxis)
 
 
+VAE_PIXELS = "the VAE's Bernoulli decoder needs x in [0, 1]: coursekit.tf.binarize(images) gives {0, 1}"
+
+
 def elbo_terms(model: CVAE, x, eps=None) -> dict[str, tf.Tensor]:
-    """Per-example terms of the single-sample ELBO: ``logpx_z``, ``logpz``, ``logqz_x``, ``elbo``."""
+    """Per-example terms of the single-sample ELBO: ``logpx_z``, ``logpz``, ``logqz_x``, ``elbo``.
+
+    ``x``: float pixels in [0, 1], shape ``(batch, 28, 28, 1)`` (checked when not traced)."""
+    check_pixels(x, "x", 0.0, 1.0, VAE_PIXELS)
     mean, logvar = model.encode(x)
     z = model.reparameterize(mean, logvar, eps)
     x_logit = model.decode(z)
@@ -133,11 +136,12 @@ def vae_loss(model: CVAE, x, eps=None):
 
 
 def make_vae_train_step(model: CVAE, optimizer, rng: tf.random.Generator | None = None):
-    """A ``tf.function`` step: ``step(x) -> {"loss", "grad_norm"}``. With ``rng`` (a
-    checkpointable ``tf.random.Generator``) the ε draws resume exactly after a restart."""
+    """A training step ``step(x) -> {"loss", "grad_norm"}``: checks that ``x`` holds pixels in
+    [0, 1], then runs the ``tf.function`` ``step.compiled``. With ``rng`` (a checkpointable
+    ``tf.random.Generator``) the ε draws resume exactly after a restart."""
 
     @tf.function
-    def step(x):
+    def compiled(x):
         eps = None if rng is None else rng.normal(shape=(tf.shape(x)[0], model.latent_dim))
         with tf.GradientTape() as tape:
             loss = vae_loss(model, x, eps)
@@ -145,12 +149,19 @@ def make_vae_train_step(model: CVAE, optimizer, rng: tf.random.Generator | None 
         optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
         return {"loss": loss, "grad_norm": tf.linalg.global_norm(grads)}
 
+    def step(x):
+        check_pixels(x, "x", 0.0, 1.0, VAE_PIXELS)  # before the graph, where the values are known
+        return compiled(x)
+
+    step.compiled = compiled  # the tf.function itself
     return step
 
 
 def evaluate_elbo(model: CVAE, x: np.ndarray, batch_size: int = 500, seed: int = 0) -> float:
     """Mean single-sample ELBO (nats per image) over ``x``, with a fixed ε seed.
     Use it only on images the model did not train on."""
+    batch_size = positive_int(batch_size, "batch_size")
+    check_pixels(x, "x", 0.0, 1.0, VAE_PIXELS)  # also refuses an empty array (a mean over nothing)
     rng = tf.random.Generator.from_seed(seed)
     total = 0.0
     for i in range(0, len(x), batch_size):

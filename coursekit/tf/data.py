@@ -2,28 +2,35 @@
 
 Pre-processing is the course's (the TensorFlow tutorials'):
 
-* autoencoder: ``x / 255`` in [0, 1], shape ``(N, 28, 28)``;
-* VAE: binarized, ``x / 255 > 0.5`` → {0, 1}, shape ``(N, 28, 28, 1)`` (Bernoulli decoder);
-* GAN: ``(x − 127.5) / 127.5`` in [−1, 1], shape ``(N, 28, 28, 1)`` (the generator ends in tanh).
+* autoencoder: ``coursekit.data.to_unit``, ``x / 255`` in [0, 1], shape ``(N, 28, 28)``;
+* VAE: :func:`binarize`, ``x / 255 > 0.5`` → {0, 1}, shape ``(N, 28, 28, 1)`` (Bernoulli decoder);
+* GAN: ``coursekit.data.to_signed`` in [−1, 1] plus a channel axis, ``(N, 28, 28, 1)``
+  (the generator ends in tanh).
 
 Taught in: notebook 08.
 """
 
 from __future__ import annotations
 
+import socket
+import warnings
 
 import numpy as np
 
 from .. import downloads_allowed
-from ..data import MnistSplits, available_splits, mnist_splits
+from ..core.checks import positive_int
+from ..data import MnistSplits, available_splits, mnist_splits, to_unit
+
+#: seconds without data before the Keras download gives up (then the mirrors are tried)
+DOWNLOAD_TIMEOUT = 30
 
 
 def load_mnist_tf(allow_download: bool | None = None) -> MnistSplits:
     """Train / evaluation split of MNIST as uint8 arrays, with a Spanish ``source`` line.
 
     Order: local IDX files (``coursekit.data``: the official split, or the test split carved
-    into images 0–7,999 to train and 8,000–9,999 to evaluate); otherwise, only when
-    downloads are allowed, ``tf.keras.datasets.mnist.load_data()`` as in the course.
+    into images 0–7,999 to train and 8,000–9,999 to evaluate, ``carved=True``); otherwise,
+    only when downloads are allowed, ``tf.keras.datasets.mnist.load_data()`` as in the course.
     """
     if available_splits():
         return mnist_splits(allow_download=False)
@@ -31,38 +38,28 @@ def load_mnist_tf(allow_download: bool | None = None) -> MnistSplits:
         return mnist_splits(allow_download=False)  # raises FileNotFoundError naming the folders
     import tensorflow as tf
 
+    # Keras' get_file has no timeout of its own: a stalled connection would hang forever.
+    # Sockets opened meanwhile give up after DOWNLOAD_TIMEOUT seconds without data.
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT)
     try:
         (xtr, ytr), (xte, yte) = tf.keras.datasets.mnist.load_data()
-    except Exception:  # noqa: BLE001 - any failure: fall back to the checksum-verified mirrors
-        return mnist_splits(allow_download=True)
+    except Exception as err:  # noqa: BLE001 - any failure: fall back to the checksum-verified mirrors
+        warnings.warn(f"tf.keras.datasets.mnist.load_data() failed ({type(err).__name__}: {err}); "
+                      "trying the checksum-verified mirrors", RuntimeWarning, stacklevel=2)
+        return mnist_splits(allow_download=True)  # each mirror has its own timeout
+    finally:
+        socket.setdefaulttimeout(previous)
     source = "MNIST oficial vía tf.keras.datasets: train (60.000) / test (10.000)"
     return MnistSplits(xtr, ytr, xte, yte, source, carved=False)
 
 
-def _check_images(images: np.ndarray) -> np.ndarray:
-    images = np.asarray(images)
-    if images.dtype != np.uint8:
-        raise TypeError(f"expected uint8 MNIST images (0..255), got dtype {images.dtype}")
-    if images.ndim != 3 or images.shape[1:] != (28, 28):
-        raise ValueError(f"expected images of shape (N, 28, 28), got {images.shape}")
-    return images
-
-
-def to_unit(images: np.ndarray) -> np.ndarray:
-    """uint8 ``(N, 28, 28)`` → float32 in [0, 1] (the autoencoder's input)."""
-    return _check_images(images).astype("float32") / 255.0
-
-
 def binarize(images: np.ndarray) -> np.ndarray:
     """uint8 ``(N, 28, 28)`` → float32 {0, 1} of shape ``(N, 28, 28, 1)`` (the VAE's input)."""
-    x = _check_images(images).reshape(-1, 28, 28, 1) / 255.0
-    return np.where(x > 0.5, 1.0, 0.0).astype("float32")
-
-
-def to_gan_range(images: np.ndarray) -> np.ndarray:
-    """uint8 ``(N, 28, 28)`` → float32 in [−1, 1] of shape ``(N, 28, 28, 1)`` (the GAN's input)."""
-    x = _check_images(images).reshape(-1, 28, 28, 1).astype("float32")
-    return (x - 127.5) / 127.5
+    x = to_unit(images)  # checks uint8 and (N, H, W)
+    if x.shape[1:] != (28, 28):
+        raise ValueError(f"expected images of shape (N, 28, 28), got {x.shape}")
+    return np.where(x > 0.5, 1.0, 0.0).astype("float32")[..., None]
 
 
 class BatchSampler:
@@ -74,8 +71,7 @@ class BatchSampler:
     """
 
     def __init__(self, data: np.ndarray, batch_size: int, seed: int = 0):
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        batch_size = positive_int(batch_size, "batch_size")
         if len(data) < batch_size:
             raise ValueError(f"need at least batch_size={batch_size} examples, got {len(data)}")
         self.data, self.batch_size, self.seed = data, batch_size, seed

@@ -17,16 +17,18 @@ import keras
 import tensorflow as tf
 from keras import layers
 
+from ..core.checks import positive_int
+from .inputs import check_pixels
+
 NOISE_DIM = 100
+GAN_PIXELS = "the generator ends in tanh: coursekit.data.to_signed(images)[..., None] gives float32 in [-1, 1]"
 _bce = keras.losses.BinaryCrossentropy(from_logits=True)
 
 
 def make_generator_model(noise_dim: int = NOISE_DIM) -> keras.Sequential:
     """G: ``(batch, noise_dim)`` → images ``(batch, 28, 28, 1)`` in [−1, 1]."""
-    if not isinstance(noise_dim, int) or noise_dim < 1:
-        raise ValueError(f"noise_dim must be a positive int, got {noise_dim!r}")
     return keras.Sequential([
-        layers.Input(shape=(noise_dim,)),
+        layers.Input(shape=(positive_int(noise_dim, "noise_dim"),)),
         layers.Dense(7 * 7 * 256, use_bias=False),  # BatchNorm follows: a bias would be redundant
         layers.BatchNormalization(),
         layers.LeakyReLU(),
@@ -68,11 +70,12 @@ def generator_loss(fake_output):
 
 def make_gan_train_step(generator, discriminator, generator_optimizer, discriminator_optimizer,
                         rng: tf.random.Generator | None = None, noise_dim: int = NOISE_DIM):
-    """A ``tf.function`` step on a batch of real images: both players take one Adam step.
+    """A training step on a batch of real images (float, in [−1, 1], checked before the
+    ``tf.function`` ``step.compiled`` runs): both players take one Adam step.
     Returns ``{"loss": gen_loss + disc_loss, "gen_loss", "disc_loss", "grad_norm"}``."""
 
     @tf.function
-    def step(images):
+    def compiled(images):
         shape = (tf.shape(images)[0], noise_dim)
         noise = tf.random.normal(shape) if rng is None else rng.normal(shape)
         with tf.GradientTape() as gen_tape, tf.GradientTape() as disc_tape:
@@ -88,6 +91,11 @@ def make_gan_train_step(generator, discriminator, generator_optimizer, discrimin
         return {"loss": gen_loss + disc_loss, "gen_loss": gen_loss, "disc_loss": disc_loss,
                 "grad_norm": tf.linalg.global_norm(g_grads + d_grads)}
 
+    def step(images):
+        check_pixels(images, "images", -1.0, 1.0, GAN_PIXELS)  # before the graph, where the values are known
+        return compiled(images)
+
+    step.compiled = compiled  # the tf.function itself
     return step
 
 

@@ -33,6 +33,7 @@ FORMAT = 1
 MANIFEST = Path(__file__).with_name("checkpoints.json")
 REPO_DIR = Path(__file__).resolve().parents[2] / "data" / "checkpoints"
 CACHE_DIR = Path.home() / ".cache" / "coursekit" / "checkpoints"
+DOWNLOAD_TIMEOUT = 60  # seconds without data before a download gives up
 
 
 @dataclass
@@ -74,10 +75,16 @@ def url(name: str) -> str:
 
 def _download(name: str) -> Path:
     expected = manifest()[name]["sha256"]
-    with urllib.request.urlopen(url(name), timeout=60) as resp:
-        payload = resp.read()
+    try:
+        with urllib.request.urlopen(url(name), timeout=DOWNLOAD_TIMEOUT) as resp:
+            payload = resp.read()
+    except OSError as err:  # URLError, HTTPError, timeouts, refused connections
+        raise OSError(f"could not download checkpoint {name} from {url(name)}: {err}. Check the internet "
+                      f"connection and try again, or download that URL by hand into {CACHE_DIR} "
+                      "(or into a folder named by COURSEKIT_CHECKPOINTS).") from err
     if hashlib.sha256(payload).hexdigest() != expected:
-        raise ChecksumError(f"checksum mismatch for {url(name)}")
+        raise ChecksumError(f"checksum mismatch for {url(name)}: the download was incomplete or altered; "
+                            "try again later")
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=CACHE_DIR, delete=False) as tmp:
         tmp.write(payload)

@@ -9,6 +9,8 @@ checkpoint (a crash mid-write never leaves a broken file). Calling ``fit`` again
 same ``checkpoint`` resumes where the last checkpoint left off and, because the RNG
 states are restored too, ends in the same state as a run that was never interrupted.
 The checkpoint is written with :func:`coursekit.training.checkpoints.save` (kind ``"fit"``).
+With ``distributed=`` (:mod:`coursekit.training.distributed`) the same loop runs on every
+process of a ``torchrun`` job: rank 0 logs and writes the checkpoint, every rank resumes from it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import os
 import random
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -25,6 +28,9 @@ from tqdm.auto import tqdm
 
 from ..core.history import History, NonFiniteError
 from . import checkpoints
+
+if TYPE_CHECKING:
+    from .distributed import Distributed
 
 
 def rng_state() -> dict:
@@ -42,8 +48,8 @@ def set_rng_state(state: dict) -> None:
     random.setstate(tuple(tuple(x) if isinstance(x, list) else x for x in state["python"]))
     np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    if "cuda" in state and torch.cuda.is_available():  # a run resumed on fewer GPUs sets those it has
+        torch.cuda.set_rng_state_all(state["cuda"][:torch.cuda.device_count()])
 
 
 def _as_scalars(out: Tensor | Mapping[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
@@ -76,12 +82,19 @@ def fit(
     progress: bool = True,
     desc: str = "entrenando",
     generators: Sequence[torch.Generator] = (),
+    distributed: Distributed | None = None,
 ) -> History:
     """Run ``n_steps`` optimizer steps (resuming from ``checkpoint`` if it exists).
 
     ``generators``: the private ``torch.Generator`` objects ``loss_fn`` draws from (batch
     order, noise); their states are checkpointed with the global RNGs, so a resumed run
     draws exactly what an uninterrupted one would.
+
+    ``distributed``: this process's :class:`~coursekit.training.distributed.Distributed`
+    when several train together (``model`` must be wrapped by ``distributed.wrap``). Rank 0
+    alone shows progress and writes ``checkpoint``; on resume it reads the file and broadcasts
+    it, so every rank resumes (at any world size). The logged scalars are means over the ranks,
+    and a NaN/Inf on any rank stops every rank with the step and the rank.
 
     Raises :class:`NonFiniteError` naming the step and the quantity if the loss, a
     logged scalar or a gradient becomes NaN/Inf; the last checkpoint stays untouched.
@@ -94,9 +107,16 @@ def fit(
     if not all(isinstance(g, torch.Generator) for g in generators):
         raise TypeError("generators must be torch.Generator objects, got "
                         f"{[type(g).__name__ for g in generators]}")
-    history, start = History(), 0
-    if checkpoint is not None and Path(checkpoint).exists():
-        saved = checkpoints.load(checkpoint, kind="fit", device=None)
+    parallel = distributed is not None and distributed.active
+    if parallel:
+        distributed.check_wrapped(model)
+    main = distributed is None or distributed.is_main
+    history, start, saved = History(), 0, None
+    if checkpoint is not None and main and Path(checkpoint).exists():
+        saved = checkpoints.load(checkpoint, kind="fit", device="cpu" if parallel else None)
+    if parallel and checkpoint is not None:
+        saved = distributed.broadcast(saved)  # every rank resumes from rank 0's file
+    if saved is not None:
         model.load_state_dict(saved.state["model"])
         optimizer.load_state_dict(saved.state["optimizer"])
         if scheduler is not None and "scheduler" in saved.state:
@@ -119,25 +139,34 @@ def fit(
                                                           "generators": [g.get_state() for g in generators]})
 
     model.train()
+    progress = progress and main
     bar = tqdm(range(start, n_steps), initial=start, total=n_steps, desc=desc, disable=not progress)
     for step in bar:
         optimizer.zero_grad(set_to_none=True)
         loss, scalars = _as_scalars(loss_fn(step))
-        _check_finite(step, scalars, model)
-        loss.backward()
-        _check_finite(step, {}, model)
+        if parallel:  # one all_reduce after backward: scalars' means and every rank's NaN/Inf flags
+            loss.backward()
+            logged = distributed.step_scalars(step, scalars)
+            _check_finite(step, {}, model)  # the averaged gradients, identical on every rank
+        else:
+            _check_finite(step, scalars, model)
+            loss.backward()
+            _check_finite(step, {}, model)
         if clip_grad_norm is not None:
             nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
         optimizer.step()
         if scheduler is not None:
             scheduler.step()
-        logged = {k: float(v.detach()) if isinstance(v, Tensor) else float(v) for k, v in scalars.items()}
+        if not parallel:
+            logged = {k: float(v.detach()) if isinstance(v, Tensor) else float(v) for k, v in scalars.items()}
         history.append(step, logged)
         if progress and (step % 10 == 0 or step == n_steps - 1):
             bar.set_postfix(loss=f"{logged['loss']:.4g}")
-        if checkpoint is not None and ((step + 1) % checkpoint_every == 0 or step + 1 == n_steps):
+        if checkpoint is not None and main and ((step + 1) % checkpoint_every == 0 or step + 1 == n_steps):
             save(step + 1)
     bar.close()
+    if parallel:
+        distributed.barrier()  # the last checkpoint is on disk before any rank returns
     return history
 
 

@@ -45,12 +45,13 @@ class LatentNormalizer:
         return z * self._view(self.std, z) + self._view(self.mean, z)
 
 
-def rectified_flow_loss(field, z1: Tensor) -> Tensor:
+def rectified_flow_loss(field, z1: Tensor, z0: Tensor | None = None, t: Tensor | None = None) -> Tensor:
     """CFM loss on the straight path (lesson 07's :func:`~coursekit.matching.cfm_loss` with
     :class:`~coursekit.matching.LinearPath`): ``E ‖v_θ(t, (1−t) z₀ + t z₁) − (z₁ − z₀)‖²``,
     averaged over the latent's entries (``reduce_dims="mean"``) so its scale does not depend
-    on the latent size."""
-    return cfm_loss(field, z1, LinearPath(), reduce_dims="mean")
+    on the latent size. ``z0`` (noise, like ``z1``) and ``t`` (batch,) are drawn when not given;
+    pass them to compare two implementations on the same draws."""
+    return cfm_loss(field, z1, LinearPath(), x0=z0, t=t, reduce_dims="mean")
 
 
 @dataclass
