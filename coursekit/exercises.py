@@ -142,8 +142,8 @@ def check(name: str, student: Callable, reference: Callable, cases: Sequence[tup
                 where = "" if outputs is None else f"la salida «{part}»: "
                 msg = f"✘ {name}: falla en el caso «{label}»: {where}{problem}."
                 return _verdict(Feedback(name, False, False, msg + (f"\nPista: {hint}" if hint else "")))
-    return _verdict(Feedback(name, True, False, f"✔ {name}: correcto en los {len(cases)} casos "
-                                                f"(error máximo {worst:.1e})."))
+    where = "el único caso" if len(cases) == 1 else f"los {len(cases)} casos"
+    return _verdict(Feedback(name, True, False, f"✔ {name}: correcto en {where} (error máximo {worst:.1e})."))
 
 
 def check_value(name: str, got: Any, expected: Any, *, rtol: float = 1e-5, atol: float = 1e-6,

@@ -47,6 +47,9 @@ def parameter_dtype(module: nn.Module) -> torch.dtype | None:
     """The dtype of ``module``'s first floating parameter (``None`` if it has none).
 
     Buffers do not count: a fixed buffer may be kept in float64 and cast per call."""
+    for t in module._parameters.values():  # the module's own parameters first: no recursion
+        if t is not None and t.is_floating_point():
+            return t.dtype
     for t in module.parameters():
         if t.is_floating_point():
             return t.dtype

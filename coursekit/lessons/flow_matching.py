@@ -2,8 +2,9 @@
 
 * :func:`train_fm` / :func:`train_ffjord_curve` train *the same* ``MLPField`` on the same data
   (a 2-D toy set, or any data tensor (N, D)) by flow matching (a regression: no ODE is solved)
-  and by FFJORD (maximum likelihood: an ODE and its adjoint in every step), and measure at the same steps the training wall time
-  (evaluation excluded) and the test NLL through lesson 06's CNF (exact trace, dopri5).
+  and by FFJORD (maximum likelihood: an ODE and its adjoint in every step), and measure at the
+  same steps the training wall time (evaluation excluded) and the test NLL through lesson 06's
+  CNF (exact trace, dopri5).
 * :func:`quality_vs_nfe` integrates the same noise with Euler at 1, 2, 4, … steps and with
   dopri5 and scores the samples against held-out data (sliced W₂, energy distance).
 * MNIST: pixels to [−1, 1] (:func:`as_signed_tensor`), the CFM loss for ``fit``
