@@ -1,5 +1,8 @@
+import contextlib
 import os
+import socket
 import sys
+import threading
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))  # test helpers such as lab_server.py
@@ -69,3 +72,29 @@ class FakeResponse:
 
     def read(self) -> bytes:
         return self.payload
+
+
+@contextlib.contextmanager
+def stalled_server():
+    """A local TCP server that accepts connections and never answers (a stalled network)."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    conns, stop = [], threading.Event()
+
+    def accept():
+        srv.settimeout(0.1)
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                conns.append(srv.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{srv.getsockname()[1]}/"
+    finally:
+        stop.set()
+        thread.join()
+        for c in conns:
+            c.close()
+        srv.close()

@@ -12,8 +12,6 @@ import contextlib
 import gzip
 import json
 import math
-import socket
-import threading
 import urllib.error
 import warnings
 from pathlib import Path
@@ -21,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import stalled_server
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -538,32 +537,6 @@ def test_labels_file_under_an_images_name_is_refused(mnist_dir):
     (mnist_dir / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(_idx((60000,), fill=200)))
     with pytest.raises(ValueError, match="labels up to 200"):
         mnist_module.load_mnist("train", allow_download=False)
-
-
-@contextlib.contextmanager
-def stalled_server():
-    """A local TCP server that accepts connections and never answers (a stalled network)."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(8)
-    conns, stop = [], threading.Event()
-
-    def accept():
-        srv.settimeout(0.1)
-        while not stop.is_set():
-            with contextlib.suppress(OSError):
-                conns.append(srv.accept()[0])
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{srv.getsockname()[1]}/"
-    finally:
-        stop.set()
-        thread.join()
-        for c in conns:
-            c.close()
-        srv.close()
 
 
 def test_failed_checkpoint_download_names_the_url_and_what_to_do(monkeypatch, tmp_path):

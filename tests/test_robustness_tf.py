@@ -9,11 +9,9 @@ step, and a stalled download in ``load_mnist_tf``.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import socket
-import threading
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -22,8 +20,10 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from conftest import stalled_server  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
+from test_tf_models import _tiny  # noqa: E402
 
 import coursekit.tf as ckt  # noqa: E402
 from coursekit.core.history import NonFiniteError  # noqa: E402
@@ -130,25 +130,6 @@ def test_evaluate_elbo_of_nothing_is_a_clear_error(vae):
         ckt.evaluate_elbo(vae, np.zeros((0, 28, 28, 1), "float32"))
 
 
-def _tiny(seed=0):
-    keras.utils.set_random_seed(seed)
-    model = keras.Sequential([keras.layers.Input((3,)), keras.layers.Dense(4), keras.layers.Dense(1)])
-    opt = keras.optimizers.Adam(1e-2)
-    opt.build(model.trainable_variables)
-    rng = tf.random.Generator.from_seed(seed)
-
-    @tf.function
-    def step(xb):
-        noise = rng.normal((tf.shape(xb)[0], 3))
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_mean((model(xb + 0.1 * noise) - tf.reduce_sum(xb, 1, keepdims=True)) ** 2)
-        grads = tape.gradient(loss, model.trainable_variables)
-        opt.apply_gradients(zip(grads, model.trainable_variables, strict=True))
-        return {"loss": loss}
-
-    return model, opt, rng, step
-
-
 DATA = np.random.default_rng(0).standard_normal((40, 3)).astype(np.float32)
 
 
@@ -215,32 +196,6 @@ def test_nan_rolls_the_weights_in_memory_back_to_finite_ones(tmp_path, every):
         ref_model, _ = _train(tmp_path / "ref", 4)
         for w, w_ref in zip(model.weights, ref_model.weights, strict=True):
             np.testing.assert_array_equal(w.numpy(), w_ref.numpy())
-
-
-@contextlib.contextmanager
-def stalled_server():
-    """A local TCP server that accepts connections and never answers (a stalled network)."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(8)
-    conns, stop = [], threading.Event()
-
-    def accept():
-        srv.settimeout(0.1)
-        while not stop.is_set():
-            with contextlib.suppress(OSError):
-                conns.append(srv.accept()[0])
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{srv.getsockname()[1]}/"
-    finally:
-        stop.set()
-        thread.join()
-        for c in conns:
-            c.close()
-        srv.close()
 
 
 def test_stalled_download_in_load_mnist_tf_times_out_with_a_message(tmp_path, monkeypatch):
