@@ -37,7 +37,9 @@ def _kl_table(quick: bool) -> str:
         s = score_reverse_kl(m.flow, m.energy, n=n, log_z=log_z[m.energy])
         rows.append(f"| {m.energy} | {m.n_layers} | {m.kind} | {s.kl:.3f} ± {s.stderr:.3f} | {s.elbo:.3f} | "
                     f"{s.log_z:.3f} | {m.seconds:.0f} |")
-    head = (f"Flows trained by `{meta.get('command', 'scripts/train_vi.py')}` ({meta.get('steps')} Adam steps, "
+    commands = meta.get("commands") or ["python scripts/train_vi.py"]
+    head = (f"Flows trained by {' then '.join(f'`{c}`' for c in commands)} (the file's `meta[\"commands\"]`; "
+            f"{meta.get('steps')} Adam steps, "
             f"batch {meta.get('batch')}, annealing over {meta.get('anneal')} steps, cosine decay), scored "
             f"again here with {n:,} fresh samples (± = Monte Carlo standard error). Training seconds were "
             "measured on the shared 2-core machine under load.\n\n")
@@ -58,7 +60,9 @@ def _latency_table(quick: bool) -> str:
                                    ("radial", "beta", np.linspace(-0.3, 2.0, 20))]:
             for K in (1, 2, 8):
                 pg.update(tipo=kind, capas=K, capa=1)
-                settings = [{name: float(v)} for v in values]
+                ctrl = pg.controls[name]  # the playground takes only values on its slider's grid
+                lo, step = float(ctrl.min), float(ctrl.step)
+                settings = [{name: round(lo + round((float(v) - lo) / step) * step, 10)} for v in values]
                 lat = measure_latency(pg.update, settings)
                 cpu = []
                 for s in settings:

@@ -75,6 +75,7 @@ def main() -> int:
     parser.add_argument("--results", type=Path, default=RESULTS, help="the file to update (default RESULTS.md)")
     args = parser.parse_args()
     sys.path.insert(0, str(HERE.parent))
+    sys.path.insert(1, str(HERE))  # helpers shared by the bench_*.py files (toy_density)
     old = dict(MARK.findall(RESULTS.read_text())) if RESULTS.exists() else {}
     paths = sorted(HERE.glob("bench_*.py"))
     names = [p.stem.removeprefix("bench_") for p in paths]

@@ -48,6 +48,9 @@ def main() -> None:
     ap.add_argument("--out", default="data/checkpoints/fm_mnist.pt")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    # every call that trained the model, in order (a resumed run with other options appends its own)
+    commands = checkpoints.resumed_commands(args.out, args.run,
+                                            checkpoints.command_line(ap, args, "scripts/train_flow_matching.py"))
     with distributed.init() as dist:  # torchrun's processes, or this one alone
         torch.manual_seed(args.seed)
         splits = mnist_splits()
@@ -69,7 +72,7 @@ def main() -> None:
         meta = {"steps": args.steps, "batch": args.batch, "lr": args.lr, "data": splits.source,
                 "carved": splits.carved, "heldout_cfm": score, "train_time_s_last_session": elapsed,
                 "processes_last_session": dist.world_size, "final_train_loss": sum(last) / max(len(last), 1),
-                "command": "scripts/train_flow_matching.py " + " ".join(f"--{k} {v}" for k, v in vars(args).items())}
+                "commands": commands}
         state = {k: v.cpu() for k, v in field.state_dict().items()}
         checkpoints.save(args.out, KIND, {"model": state}, config=field.config(), meta=meta, half=True)
         print(f"held-out CFM loss (per pixel) on {len(x_eval)} images: {score:.4f}; wrote {Path(args.out)}")

@@ -1,15 +1,23 @@
 """Train the small MNIST Glow that notebook 03 loads (``data/checkpoints/glow_mnist.pt``).
 
 Reproduce the shipped checkpoint (5000 steps of batch 64 in all; about 50 min on one core
-of a shared, heavily loaded 2-core box, far less on an idle one or a GPU)::
+of a shared, heavily loaded 2-core box, far less on an idle one or a GPU): the three calls
+stored in its ``meta["commands"]``, in order, each resuming the run the previous one left in
+``runs/glow_mnist_run.pt`` (``COURSEKIT_DATA=/path/to/data`` in front of each)::
 
-    COURSEKIT_DATA=/path/to/data .venv/bin/python scripts/train_glow.py --steps 3000 --threads 1
-    COURSEKIT_DATA=/path/to/data .venv/bin/python scripts/train_glow.py --steps 5000 --threads 1 \
-        --out data/checkpoints/glow_mnist.pt
+    python scripts/train_glow.py --steps 5000 --batch 64 --lr 0.001 --until 400 --threads 1 \
+        --run runs/glow_mnist_run.pt --out data/checkpoints/glow_mnist.pt
+    python scripts/train_glow.py --steps 3000 --batch 64 --lr 0.001 --threads 1 \
+        --run runs/glow_mnist_run.pt --out data/checkpoints/glow_mnist.pt
+    python scripts/train_glow.py --steps 5000 --batch 64 --lr 0.001 --threads 1 \
+        --run runs/glow_mnist_run.pt --out data/checkpoints/glow_mnist.pt
 
-The second command resumes the first run (``runs/glow_mnist_run.pt``) with a longer cosine
-schedule (a warm restart at step 3000). The shipped run also began with ``--steps 5000``
-for its first 400 steps before switching to ``--steps 3000``: a small schedule detail.
+The learning rate follows a cosine over ``--steps`` as each call sets it: the shipped run
+began with ``--steps 5000`` and was interrupted after step 400 (``--until 400`` repeats
+that), went on with ``--steps 3000`` to step 3000, then was resumed with ``--steps 5000``
+(a warm restart at step 3000). Each call appends itself to the model file's
+``meta["commands"]`` (a call that only repeats the last one, after an interruption, is the
+same run and is not added).
 
 Data: ``coursekit.data.mnist_splits()``. Offline, with only the MNIST *test* split at
 hand, it trains on test-split images 0–7,999 and reports bits/dim on images
@@ -50,12 +58,18 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=3000, help="training steps (in all, counting a resumed run)")
     ap.add_argument("--batch", type=int, default=64, help="global batch (split over torchrun's processes)")
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--until", type=int, default=None,
+                    help="stop after this step (the schedule still spans --steps): what an interruption does")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--run", default="runs/glow_mnist_run.pt")
     ap.add_argument("--out", default="data/checkpoints/glow_mnist.pt")
     ap.add_argument("--export-only", action="store_true")
     args = ap.parse_args()
+    if args.until is not None and not 0 < args.until <= args.steps:
+        ap.error(f"--until must be in 1..--steps ({args.steps}), got {args.until}")
     torch.set_num_threads(args.threads)
+    args.commands = checkpoints.resumed_commands(args.out, args.run,
+                                                 checkpoints.command_line(ap, args, "scripts/train_glow.py"))
     with distributed.init() as dist:  # torchrun's processes, or this one alone
         train_and_export(args, dist)
 
@@ -74,7 +88,8 @@ def train_and_export(args, dist: distributed.Distributed) -> None:
         opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, args.steps) / args.steps)))
     t0 = time.time()
     if not args.export_only:
-        fit(lesson.bpd_loss(flow, train, args.batch, distributed=dist), flow, opt, args.steps, checkpoint=args.run,
+        fit(lesson.bpd_loss(flow, train, args.batch, distributed=dist), flow, opt, args.until or args.steps,
+            checkpoint=args.run,
             scheduler=sched, clip_grad_norm=50.0, checkpoint_every=100, desc="glow mnist", distributed=dist)
     if not dist.is_main:
         return
@@ -96,6 +111,7 @@ def train_and_export(args, dist: distributed.Distributed) -> None:
         "heldout_bits_per_dim": round(bpd, 4),
         "train_bpd_last100": round(sum(last := history["bpd"][-100:]) / len(last), 4),
         "torch": str(torch.__version__),
+        "commands": args.commands,  # every call that trained it, in order
         "history": History(history.steps, {"bpd": history["bpd"]}).to_dict(),  # the curve notebook 03 plots
     }
     lesson.save_model(args.out, flow, CONFIG, meta)

@@ -1,13 +1,17 @@
 """Train the lesson-02 VI flows (U1–U4 × K = 2, 8, 32 × planar/radial) and save one small file.
 
-    .venv/bin/python scripts/train_vi.py                      # what data/checkpoints/ holds
+    .venv/bin/python scripts/train_vi.py                      # every model in one process
     .venv/bin/python scripts/train_vi.py --steps 200 --out /tmp/vi.pt   # a smoke run
 
-    # what was actually run (two processes, then one file):
+    # what data/checkpoints/ holds (its meta["commands"]): two processes, then one file
     .venv/bin/python scripts/train_vi.py --kinds planar --out /tmp/vi_planar.pt &
     .venv/bin/python scripts/train_vi.py --kinds radial --out /tmp/vi_radial.pt
     .venv/bin/python scripts/train_vi.py --merge /tmp/vi_planar.pt /tmp/vi_radial.pt
     .venv/bin/python -m coursekit.training.checkpoints --update   # record the new SHA-256
+
+Each file records the calls that made it in ``meta["commands"]``: a training call its own
+command (spelled out with every default), ``--merge`` the parts' commands and then its own
+(whose training options, written out like every option, are unused by the merge).
 
 The output is a ``"vi"`` checkpoint (:func:`coursekit.lessons.planar_radial.save_models`)
 holding, per model ``"{kind}-{U}-K{K}"``, the flow's weights, its score (reverse KL and ELBO
@@ -31,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from coursekit.lessons import load_model  # noqa: E402
 from coursekit.lessons import planar_radial as lesson  # noqa: E402
+from coursekit.training import checkpoints  # noqa: E402
 from coursekit.training.checkpoints import ChecksumError  # noqa: E402
 
 DEFAULT_OUT = ROOT / "data" / "checkpoints" / "vi_planar_radial.pt"
@@ -62,8 +67,9 @@ def main() -> int:
     if args.merge:
         parts = [_load(p) for p in args.merge]
         models = {key: m for part_models, _ in parts for key, m in part_models.items()}
-        meta = {**parts[0][1], "command": "python scripts/train_vi.py --kinds ... (one process per kind), "
-                "then --merge " + " ".join(p.name for p in args.merge)}
+        merge = checkpoints.command_line(parser, args, "scripts/train_vi.py")  # the training options unused here
+        meta = {k: v for k, v in parts[0][1].items() if k != "command"}
+        meta["commands"] = [c for _, part_meta in parts for c in part_meta.get("commands", [])] + [merge]
         lesson.save_models(args.out, models, meta)
         print(f"wrote {args.out} with {len(models)} models")
         return 0
@@ -71,7 +77,7 @@ def main() -> int:
     models = _load(args.out)[0] if args.out.exists() else {}
     meta = {
         "target": "coursekit.flows.vi.target(U): the paper's energy + soft wall at |x1| = 4",
-        "command": "python scripts/train_vi.py " + " ".join(sys.argv[1:]),
+        "commands": [checkpoints.command_line(parser, args, "scripts/train_vi.py")],
         "steps": args.steps, "anneal": args.anneal, "lr": args.lr, "batch": args.batch,
         "optimizer": "Adam + cosine decay", "seed": "0 (make_flow) and 0 (training)",
     }

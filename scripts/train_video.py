@@ -6,7 +6,9 @@
     torchrun --nproc_per_node 2 scripts/train_video.py --out /tmp/video_toy.pt   # 2 processes (GPUs, or CPU)
 
 The shipped file took about 15 min (TAE) + 30 min (flow) on one thread of a shared 2-core CPU
-(first 1,800 flow steps, then resumed to 5,000; see its metadata).
+(first 1,800 flow steps, then resumed to 5,000). Its ``meta["commands"]`` holds the command that
+rebuilds it; each call appends itself there (a call that repeats the last one, after an
+interruption, continues the same run and is not added).
 
 Stages: (1) the temporal autoencoder on moving-digit clips whose digits come only from the
 training part of MNIST (with only the test split at hand: images 0–7,999); (2) the latents
@@ -41,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 from coursekit import seed_everything  # noqa: E402
 from coursekit.data.clips import moving_digits  # noqa: E402
 from coursekit.lessons import video as lesson  # noqa: E402
-from coursekit.training import distributed  # noqa: E402
+from coursekit.training import checkpoints, distributed  # noqa: E402
 from coursekit.video.dit import LatentDiT  # noqa: E402
 from coursekit.video.latent import LatentNormalizer, VideoModel  # noqa: E402
 from coursekit.video.tae import TemporalAutoencoder, psnr  # noqa: E402
@@ -63,6 +65,8 @@ def main() -> int:
     p.add_argument("--runs", type=Path, default=ROOT / "runs" / "video")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    args.commands = checkpoints.resumed_commands(args.out, args.runs / "dit.pt",
+                                                 checkpoints.command_line(p, args, "scripts/train_video.py"))
     with distributed.init() as dist:  # torchrun's processes, or this one alone
         return run(args, dist)
 
@@ -119,7 +123,7 @@ def run(args, dist: distributed.Distributed) -> int:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
                    f"{args.threads} thread(s), shared machine",
         "processes_last_session": dist.world_size, "device_last_session": str(dist.device),
-        "command": "python scripts/train_video.py " + " ".join(sys.argv[1:]),
+        "commands": args.commands,  # every call that trained it, in order
     }
     path = lesson.save_model(VideoModel(tae, dit, norm), args.out, meta=meta, half=True)
     print(f"held-out TAE PSNR {held_psnr:.2f} dB; TAE {tae_time:.0f} s, flow {flow_time:.0f} s; "

@@ -1,8 +1,13 @@
 """One checkpoint format: the manifest matches data/checkpoints/, shipped files are SHA-256
 verified wherever they are found, nothing is unpickled, lookups never download in tests."""
 
+import argparse
 import hashlib
+import importlib.util
+import shlex
 import shutil
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -113,3 +118,86 @@ def test_save_load_round_trip_kind_and_half(tmp_path):
         checkpoints.save(tmp_path / "x.pt", "", {})
     with pytest.raises(TypeError, match="state"):
         checkpoints.save(tmp_path / "x.pt", "demo", [1, 2])
+
+
+# --- provenance: every shipped checkpoint records the exact command(s) that rebuild it ---------------------------
+
+ROOT = checkpoints.REPO_DIR.parents[1]
+
+
+class _ParserBuilt(Exception):
+    pass
+
+
+def _parser_of(script: str, monkeypatch) -> argparse.ArgumentParser:
+    """The ArgumentParser that ``scripts/<name>.py``'s ``main()`` builds, caught at ``parse_args``."""
+    spec = importlib.util.spec_from_file_location(f"_script_{Path(script).stem}", ROOT / script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    caught = {}
+
+    def catch(self, *args, **kwargs):
+        caught["parser"] = self
+        raise _ParserBuilt
+
+    with monkeypatch.context() as m:
+        m.setattr(argparse.ArgumentParser, "parse_args", catch)
+        m.setattr(sys, "argv", [script])
+        with pytest.raises(_ParserBuilt):
+            module.main()
+    return caught["parser"]
+
+
+def _commands(name: str) -> list[str]:
+    return torch.load(checkpoints.REPO_DIR / name, weights_only=True)["meta"].get("commands")
+
+
+@pytest.mark.parametrize("name", sorted(checkpoints.manifest()))
+def test_every_shipped_checkpoint_records_the_commands_that_rebuild_it(name, monkeypatch):
+    commands = _commands(name)
+    assert isinstance(commands, list) and commands, f"{name}: meta['commands'] must list the calls that made it"
+    for command in commands:
+        assert isinstance(command, str) and "..." not in command and "…" not in command, f"{name}: {command!r}"
+        words = shlex.split(command)
+        assert words[:1] == ["python"] and words[1].startswith("scripts/"), f"{name}: {command!r}"
+        assert (ROOT / words[1]).is_file(), f"{name}: {words[1]} does not exist"
+        parser = _parser_of(words[1], monkeypatch)
+        args = parser.parse_args(words[2:])  # a wrong option fails here (SystemExit)
+        # canonical: every option written out, so a later change of a default cannot change its meaning
+        assert checkpoints.command_line(parser, args, words[1]) == command, f"{name}: {command!r} is not canonical"
+
+
+def test_the_readme_gives_each_shipped_checkpoints_commands():
+    readme = (ROOT / "README.md").read_text()
+    for name in sorted(checkpoints.manifest()):
+        assert f"`{name}`" in readme, f"README.md does not name {name}"
+        for command in _commands(name) or []:
+            assert command in readme, f"README.md lacks the command of {name}: {command}"
+
+
+def test_command_line_spells_out_every_option(tmp_path):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--kinds", nargs="*", default=["planar", "radial"])
+    ap.add_argument("--out", type=Path, default=checkpoints.REPO_DIR / "x.pt")
+    ap.add_argument("--run", default=None)
+    ap.add_argument("--fast", action="store_true")
+    ap.add_argument("--name", default="two words")
+    args = ap.parse_args(["--fast"])
+    assert checkpoints.command_line(ap, args, "scripts/s.py") == (
+        "python scripts/s.py --steps 10 --kinds planar radial --out data/checkpoints/x.pt --fast --name 'two words'")
+    again = ap.parse_args(shlex.split(checkpoints.command_line(ap, args, "s.py"))[2:])  # the command means the same
+    assert checkpoints.command_line(ap, again, "s.py") == checkpoints.command_line(ap, args, "s.py")
+
+
+def test_resumed_commands_appends_only_a_new_call(tmp_path):
+    out, run = tmp_path / "model.pt", tmp_path / "run.pt"
+    assert checkpoints.resumed_commands(out, run, "python a.py --steps 3") == ["python a.py --steps 3"]  # fresh
+    checkpoints.save(out, "toy", {}, meta={"commands": ["python a.py --steps 3"]})
+    assert checkpoints.resumed_commands(out, run, "python a.py --steps 5") == ["python a.py --steps 5"]  # no run
+    run.write_bytes(b"")  # a run to resume
+    assert checkpoints.resumed_commands(out, run, "python a.py --steps 3") == ["python a.py --steps 3"]  # same call
+    assert checkpoints.resumed_commands(out, run, "python a.py --steps 5") == ["python a.py --steps 3",
+                                                                               "python a.py --steps 5"]
+    with pytest.raises(ValueError, match="command"):
+        checkpoints.resumed_commands(out, run, "  ")

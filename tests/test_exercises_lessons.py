@@ -583,3 +583,145 @@ def test_lesson_04_series_typical_mistakes_get_precise_messages(monkeypatch):
         assert torch.equal(ref(g, z, v, n), block.logdet_series(z, n, 1, generator=torch.Generator().manual_seed(0)))
     finally:
         torch.set_default_dtype(saved_dtype)
+
+
+# --- lesson 08 (TensorFlow): the student's train steps, tf.data pipeline and checkpoints ----------------------
+# (notebooks/soluciones/08_autoencoders_vae_gan.ipynb; TensorFlow is imported inside the tests)
+
+
+def _lesson_08_vae_step(sign=1.0, reduce="mean", prior=True):
+    import tensorflow as tf
+
+    import coursekit.tf as ckt
+
+    def step(model, optimizer, x, eps):
+        with tf.GradientTape() as tape:
+            terms = ckt.elbo_terms(model, x, eps)
+            elbo = terms["logpx_z"] + (terms["logpz"] if prior else 0.0) - terms["logqz_x"]
+            loss = -sign * (tf.reduce_mean(elbo) if reduce == "mean" else tf.reduce_sum(elbo))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    return step
+
+
+def test_lesson_08_vae_train_step_typical_mistakes_get_precise_messages(monkeypatch):
+    import numpy as np
+
+    import coursekit.tf as ckt
+    from coursekit.lessons import autoencoders as lesson
+
+    monkeypatch.delenv("COURSEKIT_EXERCISES", raising=False)
+    rng = np.random.default_rng(6)
+    cases = [("8 imágenes, ε dado", ((rng.random((8, 28, 28, 1)) > 0.6).astype("float32"),
+                                     rng.standard_normal((8, 2)).astype("float32")))]
+    outputs = ("pérdida", "gradiente aplicado (Δw / tasa)")
+
+    def run(step):
+        return lambda x, eps: lesson.vae_step_outcome(step, x, eps)
+
+    assert check("paso del VAE", run(_lesson_08_vae_step()), run(ckt.vae_train_step), cases, outputs=outputs,
+                 rtol=1e-4, atol=1e-4).passed
+    fb = check("paso del VAE", run(_lesson_08_vae_step(reduce="sum")), run(ckt.vae_train_step), cases,
+               outputs=outputs, rtol=1e-4, atol=1e-4, hint="media del lote")
+    assert not fb.passed and "«8 imágenes, ε dado»: la salida «pérdida»" in fb.message and "Pista: media" in fb.message
+    # maximizing −ELBO: the printed loss is right (it is computed before the sign) only if the sign is
+    # applied to the gradient; here the loss itself has the wrong sign
+    fb = check("paso del VAE", run(_lesson_08_vae_step(sign=-1.0)), run(ckt.vae_train_step), cases,
+               outputs=outputs, rtol=1e-4, atol=1e-4)
+    assert not fb.passed and "la salida «pérdida»" in fb.message
+    fb = check("paso del VAE", run(_lesson_08_vae_step(prior=False)), run(ckt.vae_train_step), cases,
+               outputs=outputs, rtol=1e-4, atol=1e-4)
+    assert not fb.passed and "esperado" in fb.message  # forgetting log p(z)
+    monkeypatch.setenv("COURSEKIT_EXERCISES", "strict")
+    with pytest.raises(ExerciseError, match="pérdida"):
+        check("paso del VAE", run(_lesson_08_vae_step(reduce="sum")), run(ckt.vae_train_step), cases,
+              outputs=outputs, rtol=1e-4, atol=1e-4)
+
+
+def test_lesson_08_gan_train_step_typical_mistakes_get_precise_messages(monkeypatch):
+    import numpy as np
+    import tensorflow as tf
+
+    import coursekit.tf as ckt
+    from coursekit.lessons import autoencoders as lesson
+
+    monkeypatch.delenv("COURSEKIT_EXERCISES", raising=False)
+
+    def gan_step(training_g=True, swap=False):
+        def step(generator, discriminator, g_opt, d_opt, images, noise):
+            with tf.GradientTape() as gen_tape, tf.GradientTape() as disc_tape:
+                fake = generator(noise, training=training_g)
+                real_out, fake_out = discriminator(images, training=True), discriminator(fake, training=True)
+                gen_loss = ckt.generator_loss(fake_out)
+                disc_loss = (ckt.discriminator_loss(fake_out, real_out) if swap
+                             else ckt.discriminator_loss(real_out, fake_out))
+            g_opt.apply_gradients(zip(gen_tape.gradient(gen_loss, generator.trainable_variables),
+                                      generator.trainable_variables))
+            d_opt.apply_gradients(zip(disc_tape.gradient(disc_loss, discriminator.trainable_variables),
+                                      discriminator.trainable_variables))
+            return gen_loss, disc_loss
+        return lambda images, noise: lesson.gan_step_outcome(step, images, noise)
+
+    rng = np.random.default_rng(7)
+    cases = [("4 imágenes reales, ruido dado", (rng.uniform(-1, 1, (4, 28, 28, 1)).astype("float32"),
+                                                 rng.standard_normal((4, ckt.NOISE_DIM)).astype("float32")))]
+    outputs = ("L_G", "L_D", "gradiente aplicado a G", "gradiente aplicado a D")
+    reference = lambda images, noise: lesson.gan_step_outcome(ckt.gan_train_step, images, noise)  # noqa: E731
+    assert check("paso de la GAN", gan_step(), reference, cases, outputs=outputs, rtol=1e-4, atol=1e-5).passed
+    fb = check("paso de la GAN", gan_step(training_g=False), reference, cases, outputs=outputs, rtol=1e-4, atol=1e-5)
+    assert not fb.passed and "«4 imágenes reales, ruido dado»: la salida «L_G»" in fb.message  # BatchNorm in inference
+    fb = check("paso de la GAN", gan_step(swap=True), reference, cases, outputs=outputs, rtol=1e-4, atol=1e-5)
+    assert not fb.passed and "la salida «L_D»" in fb.message
+
+
+def test_lesson_08_pipeline_and_checkpoint_typical_mistakes_get_precise_messages(monkeypatch, tmp_path):
+    import numpy as np
+    import tensorflow as tf
+
+    import coursekit.tf as ckt
+    from coursekit.lessons import autoencoders as lesson
+
+    monkeypatch.delenv("COURSEKIT_EXERCISES", raising=False)
+
+    def batches_of(make):
+        def run(*args):
+            out = [b.numpy() for b in make(*args)]
+            return np.array([len(b) for b in out]), np.concatenate(out)
+        return run
+
+    cases = [("10 ejemplos, búfer 1 (no baraja), lotes de 4: el último lote lleva 2", (np.arange(10), 1, 4, 0)),
+             ("10 ejemplos, búfer = 10 (permutación uniforme), lotes de 4", (np.arange(10), 10, 4, 1))]
+    outputs = ("tamaños de los lotes", "ejemplos en orden")
+    ref = batches_of(ckt.make_dataset)
+    dropping = batches_of(lambda im, buf, bs, seed: tf.data.Dataset.from_tensor_slices(im)
+                          .shuffle(buf, seed=seed).batch(bs, drop_remainder=True))
+    fb = check("tubería", dropping, ref, cases, outputs=outputs)
+    assert not fb.passed and "«10 ejemplos, búfer 1 (no baraja), lotes de 4: el último lote lleva 2»" in fb.message
+    assert "la salida «tamaños de los lotes»" in fb.message
+    fb = check("tubería", batches_of(lambda im, buf, bs, seed: tf.data.Dataset.from_tensor_slices(im)
+                                     .batch(bs).shuffle(buf, seed=seed)), ref, cases, outputs=outputs)
+    assert not fb.passed and "«10 ejemplos, búfer = 10 (permutación uniforme), lotes de 4»" in fb.message
+    assert "«tamaños de los lotes»: esperado [4, 4, 2], obtenido [" in fb.message  # whole batches shuffled
+
+    def save_keep_all(directory, step, **objects):  # keeps all three
+        ckpt = tf.train.Checkpoint(step=tf.Variable(step, dtype=tf.int64), **objects)
+        return tf.train.CheckpointManager(ckpt, str(directory), max_to_keep=5).save(checkpoint_number=step)
+
+    dirs = iter(tmp_path / f"run{k}" for k in range(10))
+    ckpt_outputs = ("paso restaurado", "max |Δ pesos| frente al paso 3", "iteraciones de Adam",
+                    "max |Δ estado del generador aleatorio|", "puntos de control en disco")
+    ref_rt = lambda: lesson.checkpoint_roundtrip(lesson.save_checkpoint, lesson.restore_latest, next(dirs))  # noqa: E731
+    case = [("guardar en los pasos 1, 2 y 3, seguir entrenando y restaurar en objetos nuevos", ())]
+    keep_all = lambda: lesson.checkpoint_roundtrip(save_keep_all, lesson.restore_latest, next(dirs))  # noqa: E731
+    fb = check("guardar y restaurar", keep_all, ref_rt, case, outputs=ckpt_outputs)
+    assert not fb.passed and "la salida «puntos de control en disco»: esperado 2, obtenido 3" in fb.message
+
+    def restore_model_only(directory, **objects):  # forgets the optimizer and the RNG
+        return lesson.restore_latest(directory, model=objects["model"])
+
+    fb = check("guardar y restaurar",
+               lambda: lesson.checkpoint_roundtrip(lesson.save_checkpoint, restore_model_only, next(dirs)),
+               ref_rt, case, outputs=ckpt_outputs)
+    assert not fb.passed and "la salida «iteraciones de Adam»: esperado 3, obtenido 0" in fb.message

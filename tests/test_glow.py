@@ -435,3 +435,37 @@ def test_glow_couplings_keep_one_half_unless_asked():
 
     assert not any(parities(Glow((1, 4, 4), levels=1, flow_steps=4, hidden=2, permutation="reverse")))
     assert parities(Glow((1, 4, 4), levels=1, flow_steps=4, hidden=2, alternate_parity=True)) == [False, True] * 2
+
+
+# --- notebook 03's helpers: the checkpoint's metadata in Spanish, the 1×1 conv log-det timing ---------
+
+def test_checkpoint_metadata_reads_in_spanish():
+    from coursekit.lessons import glow as lesson
+
+    meta = {"n_steps": 5000, "trained_on": "MNIST test split images 0-7,999",
+            "evaluated_on": "MNIST test split images 8,000-9,999 (never trained on)", "heldout_bits_per_dim": 1.7074}
+    lines = lesson.checkpoint_summary(meta)
+    assert lines == ["5000 pasos de entrenamiento con las imágenes 0–7.999 de la partición de prueba de MNIST",
+                     "evaluado en las imágenes 8.000–9.999 de la partición de prueba de MNIST (nunca vistas al "
+                     "entrenar): 1.707 bits/dim guardados en el punto de control"]
+    assert not any(word in " ".join(lines) for word in ("split", "images", "never"))
+    assert lesson.describe_data("otro texto") == "otro texto"  # unknown text passes through
+    with pytest.raises(ValueError, match="heldout_bits_per_dim"):
+        lesson.checkpoint_summary({k: v for k, v in meta.items() if k != "heldout_bits_per_dim"})
+    with pytest.raises(TypeError, match="meta must be a dict"):
+        lesson.checkpoint_summary(["n_steps"])
+    with pytest.raises(TypeError, match="text must be a str"):
+        lesson.describe_data(3)
+
+
+def test_logdet_timings_rank_lu_first_once_warm():
+    from coursekit.lessons import glow as lesson
+
+    rows = lesson.logdet_timings([8, 256], min_run_time=0.02)
+    assert [r.channels for r in rows] == [8, 256]
+    assert all(r.slogdet_s > 0 and r.lu_s > 0 for r in rows)
+    assert rows[1].lu_s < rows[1].slogdet_s  # Σ log|s| is O(C), slogdet O(C³): at C = 256 by a wide margin
+    with pytest.raises(ValueError, match="min_run_time"):
+        lesson.logdet_timings([4], min_run_time=0)
+    with pytest.raises(ValueError, match="size"):
+        lesson.logdet_timings([0])

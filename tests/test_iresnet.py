@@ -229,3 +229,67 @@ def test_glow_iresnet_comparison_smoke():
     assert result.test_nll["data"].mean() > 0 and torch.isfinite(eight_gaussians_log_prob(test)).all()
     no_truth = compare_glow_iresnet("moons", n_steps=1, n_test=10, n_samples=5)
     assert "data" not in no_truth.test_nll and set(no_truth.samples) == {"data", "glow", "iresnet"}
+
+
+# --- notebook 04's helpers: the benchmark's NLL table, the slide's ReLU block, the classifier ----------
+
+BENCH = """<!-- bench:iresnet -->
+| model | parameters | train steps | train time (s) | test NLL (nats) | sampling |
+|---|---|---|---|---|---|
+| data (true density) | — | — | — | 2.831 | — |
+| Glow (affine coupling ×8) | 35,348 | 2000 | 8 | 3.132 | — (closed form) |
+| i-ResNet (8 blocks, λ=0.97) | 35,860 | 2000 | 27 | 2.874 | 48, 78 |
+<!-- /bench:iresnet -->
+"""
+
+
+def test_benchmark_nll_reads_the_iresnet_table(tmp_path):
+    from coursekit.lessons.iresnet import benchmark_nll
+
+    path = tmp_path / "RESULTS.md"
+    path.write_text("# Benchmark results\n" + BENCH, encoding="utf-8")
+    assert benchmark_nll(path) == {"data": 2.831, "glow": 3.132, "iresnet": 2.874, "steps": 2000.0}
+    assert benchmark_nll(tmp_path / "missing.md") is None  # e.g. coursekit installed without the repository
+    path.write_text("<!-- bench:glow -->\n<!-- /bench:glow -->\n", encoding="utf-8")
+    assert benchmark_nll(path) is None
+    path.write_text(BENCH.replace("| Glow (affine", "| Glöw (affine"), encoding="utf-8")
+    with pytest.raises(ValueError, match="no data / Glow / i-ResNet NLL table"):
+        benchmark_nll(path)
+
+
+def test_relu_branch_is_the_slides_block_and_still_a_contraction():
+    from coursekit.lessons.iresnet import relu_branch
+
+    torch.manual_seed(0)
+    block = IResBlock(2, hidden=16, lam=0.9, depth=2).double().eval()
+    g, jacobian = relu_branch(block)
+    z = 3 * torch.randn(200, 2, dtype=torch.float64)
+    h = z
+    for i, (w, layer) in enumerate(zip(block.weights(), block.layers)):
+        h = F.linear(h, w, layer.bias)
+        h = torch.relu(h) if i < len(block.layers) - 1 else h
+    torch.testing.assert_close(g(z), h)
+    torch.testing.assert_close(jacobian(z), torch.func.vmap(jacrev(lambda u: g(u[None])[0]))(z))
+    assert torch.linalg.matrix_norm(jacobian(z), ord=2).max() <= block.lipschitz_bound() * (1 + 1e-9)
+    assert not torch.allclose(g(z), block.g(z))  # ReLU, not the block's ELU
+    with pytest.raises(ValueError, match="dense IResBlock"):
+        relu_branch(IResBlock((1, 4, 4), hidden=2))
+    with pytest.raises(TypeError, match="IResBlock"):
+        relu_branch(torch.nn.Linear(2, 2))
+
+
+def test_iresnet_stack_classifies_the_moons_and_stays_invertible():
+    from coursekit.lessons.iresnet import labelled_moons, train_classifier
+
+    x, y = labelled_moons(400, seed=0)
+    assert x.shape == (400, 2) and y.tolist() == [0] * 200 + [1] * 200
+    assert x[y == 0, 1].mean() > x[y == 1, 1].mean()  # class 0 is the upper moon
+    assert labelled_moons(4, dtype=torch.float64)[0].dtype == torch.float64  # ready for float64 blocks
+    run = train_classifier(n_blocks=3, hidden=16, n_steps=150, n_train=400, n_test=400)
+    assert run.accuracy > 0.85 and run.accuracy > run.baseline_accuracy
+    with torch.no_grad():
+        feats, logdet = run.stack(x.to(torch.get_default_dtype()))
+        back, _ = run.stack.inverse(feats)
+    assert (back - x).abs().max() < 1e-4 and torch.isfinite(logdet).all()
+    with pytest.raises(ValueError, match="n_steps"):
+        train_classifier(n_steps=0)

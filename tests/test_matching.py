@@ -444,3 +444,40 @@ def test_playground_updates_in_place():
     assert abs(mass - 1) < 0.02
     with pytest.raises(ValueError, match="unknown control"):
         pg.update(sigma=1.0)
+
+
+def test_playground_cfm_fm_gap_is_the_monte_carlo_value():
+    """The value lesson 07's playground shows as "L_CFM − L_FM en este t" equals, within the Monte Carlo error
+    of both sides, a brute-force estimate of E‖u_t(x | x₁) − u_t(x)‖² at several t (issue 16: the old value,
+    the spread *between* components only, showed 0.01 at t = 1 instead of ≈ 1.9). The same criterion rejects
+    that old value, so this test can fail."""
+    import re
+
+    from coursekit.matching import eight_gaussians_target
+    from coursekit.widgets.flow_matching import flow_matching_playground
+
+    pg = flow_matching_playground(grid_size=12, n_arrows=3, n_pairs=8)
+    target, path = eight_gaussians_target(), GaussianPath(sigma_min=0.1)  # the playground's own q and path
+
+    def between_only(t, x):  # the pre-fix formula: Σ_k γ_k ‖E[u_t | x, k] − u_t(x)‖²
+        comp, gamma = target.component_fields(path, t, x), target.posterior(path, t, x)
+        return (gamma * (comp - target.marginal_field(path, t, x)[:, None]).pow(2).sum(-1)).sum(1)
+
+    n = 200_000
+    for t in (0.0, 0.25, 0.5, 0.75, 0.9, 1.0):
+        status = pg.draw({**pg.params, "t": t})
+        shown = float(re.search(r"L<sub>CFM</sub> − L<sub>FM</sub>[^:]*:\s*([0-9.]+)", status).group(1))
+        # the playground averages the closed form over 1000 draws of x ~ p_t (seed 1): its own sampling error
+        xs = target.sample_t(path, torch.full((1000,), t, dtype=torch.float64), torch.Generator().manual_seed(1))
+        per_x = target.conditional_variance(path, t, xs)
+        se_shown = float(per_x.std()) / math.sqrt(len(per_x))
+        # brute force: draw (x₀, x₁), form u_t(x_t | x₁), subtract the exact marginal field
+        g = torch.Generator().manual_seed(100 + int(100 * t))
+        s = path.sample(target.sample(n, g), t=torch.full((n,), t, dtype=torch.float64), generator=g)
+        sq = (s.u_t - target.marginal_field(path, t, s.x_t)).pow(2).sum(1)
+        mc, se_mc = float(sq.mean()), float(sq.std()) / math.sqrt(n)
+        tol = 4 * math.hypot(se_shown, se_mc) + 5e-4  # + the 3 decimals shown
+        assert abs(shown - mc) < tol, (t, shown, mc, tol)
+        old = float(between_only(t, xs).mean())
+        if t >= 0.5:  # where the within-component spread matters, the same criterion rejects the old value
+            assert abs(old - mc) > tol, (t, old, mc, tol)

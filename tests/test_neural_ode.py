@@ -245,3 +245,20 @@ def test_adjoint_memory_table_direct_grows_adjoint_stays_flat():
     assert rows[1].direct_bytes > 3 * rows[0].direct_bytes  # backprop through the solver stores every step
     assert rows[1].adjoint_bytes < 1.2 * rows[0].adjoint_bytes  # the adjoint re-integrates instead: flat
     assert all(r.nfe_backward_adjoint >= r.nfe_forward for r in rows)
+
+
+def test_multistep_table_adams_reuses_evaluations():
+    rows = lesson.multistep_table(SpiralField(), torch.tensor([[1.0, 0.0]]), t1=2.0, steps=(40, 160), order=4)
+    by = {(r.method.split()[0], r.setting): r for r in rows}
+    ab40 = by[("explicit_adams", "40 pasos, 4 valores pasados")]
+    ab160 = by[("explicit_adams", "160 pasos, 4 valores pasados")]
+    assert ab160.nfe - ab40.nfe == 120  # one new evaluation of f per step
+    assert by[("rk4", "40 pasos")].nfe == 160
+    assert ab160.error < ab40.error / 100  # order 4: ×4 steps → error ÷256 or so
+    assert ab160.error < by[("rk4", "40 pasos")].error  # same NFE budget, smaller error on this problem
+    implicit = by[("implicit_adams", "160 pasos, 4 valores pasados")]
+    assert implicit.nfe > ab160.nfe and implicit.error < ab160.error  # the corrector: more f, less error
+    default = rows[-1]
+    assert "por defecto" in default.setting and default.error == float("inf") and "NaN" in default.note
+    with pytest.raises(ValueError, match="order"):
+        lesson.multistep_table(SpiralField(), torch.tensor([[1.0, 0.0]]), t1=1.0, order=2)

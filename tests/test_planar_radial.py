@@ -9,6 +9,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from torch.func import jacrev
 
+from coursekit import viz
 from coursekit.data.toy2d import energy_u2
 from coursekit.flows.base import Compose, Flow, StandardNormal
 from coursekit.flows.planar import Planar
@@ -192,7 +193,7 @@ def test_fit_reverse_kl_improves_the_elbo_and_checkpoints(tmp_path):
                                  checkpoint=tmp_path / "vi.pt")
     after = lesson.score_reverse_kl(flow, "U1", n=4000)
     assert after.kl < before.kl - 0.3
-    assert hist["beta"][0] == pytest.approx(0.01) and hist["beta"][-1] == 1.0
+    assert hist["weight"][0] == pytest.approx(0.01) and hist["weight"][-1] == 1.0
     assert (tmp_path / "vi.pt").exists()
 
 
@@ -285,3 +286,53 @@ def test_playground_updates_and_shows_the_fold():
     _, det = signed_det(stack, z)
     oracle = torch.stack([torch.linalg.det(jacrev(lambda v: stack(v[None])[0][0])(zi)) for zi in z])
     np.testing.assert_allclose(det.numpy(), oracle.detach().numpy(), rtol=1e-4, atol=1e-5)
+
+
+# --- the fold figure: the pushed-forward density and the fold lines ------------------------------------
+
+
+def test_fold_lines_of_the_raw_layer_sit_where_f_prime_vanishes_and_an_invertible_layer_has_none():
+    # x₁ = z₁ − 2 tanh(2 z₁): f' = 1 − 4 sech²(2 z₁) = 0 at z₁ = ± atanh(√3/2) / 2, x₁ = z₁ − √3 there
+    raw = Planar(2, u=[-2.0, 0.0], w=[2.0, 0.0], b=0.0, constrain=False).double()
+    z_star = math.atanh(math.sqrt(3) / 2) / 2
+    in_z, in_x = lesson.fold_lines(raw, bounds=4.0, n=401)
+    assert len(in_z) == len(in_x) == 2
+    assert sorted(float(np.median(seg[:, 0])) for seg in in_z) == pytest.approx([-z_star, z_star], abs=1e-2)
+    assert sorted(float(np.median(seg[:, 0])) for seg in in_x) == pytest.approx(
+        [-(math.sqrt(3) - z_star), math.sqrt(3) - z_star], abs=1e-2)
+    fixed = Planar(2, u=[-2.0, 0.0], w=[2.0, 0.0], b=0.0, constrain=True).double()
+    assert lesson.fold_lines(fixed) == ([], [])
+
+
+def test_pushforward_density_matches_the_formula_for_an_invertible_layer_and_keeps_the_mass_of_a_fold():
+    g = torch.Generator().manual_seed(0)
+    planar = Planar(2, u=[1.5, 0.5], w=[2.0, 0.5], b=0.0).double()
+    image, inside = lesson.pushforward_density(planar, bounds=4.0, bins=40, n=400_000, generator=g)
+    cell = (8.0 / 40) ** 2
+    assert image.shape == (40, 40) and image.sum() * cell == pytest.approx(inside)
+    centres = torch.linspace(-4 + 0.1, 4 - 0.1, 40, dtype=torch.float64)
+    yy, xx = torch.meshgrid(centres, centres, indexing="ij")
+    with torch.no_grad():
+        formula = Flow(StandardNormal(2), planar).log_prob(torch.stack([xx.ravel(), yy.ravel()], 1)).exp()
+    assert np.abs(image - formula.reshape(40, 40).numpy()).max() < 0.1 * formula.max().item()
+    # the raw layer folds: the samples keep (almost) all their mass in the window, the formula does not
+    raw = Planar(2, u=[-2.0, 0.0], w=[2.0, 0.0], b=0.0, constrain=False).double()
+    _, inside_raw = lesson.pushforward_density(raw, bounds=4.0, bins=40, n=100_000, generator=g)
+    assert inside_raw > 0.99
+    with pytest.raises(ValueError, match="bins must be a positive int"):
+        lesson.pushforward_density(raw, bins=0)
+    with pytest.raises(ValueError, match="bounds must be positive"):
+        lesson.pushforward_density(raw, bounds=-1.0)
+
+
+def test_formula_mass_counts_only_the_branch_the_inverse_returns():
+    g = torch.Generator().manual_seed(1)
+    raw = Planar(2, u=[-2.0, 0.0], w=[2.0, 0.0], b=0.0, constrain=False).double()
+    fixed = Planar(2, u=[-2.0, 0.0], w=[2.0, 0.0], b=0.0, constrain=True).double()
+    grid = viz.make_grid(4.0, 400)
+    with torch.no_grad():   # the raw layer's formula is smooth: a grid sum is accurate there
+        grid_mass = float(Flow(StandardNormal(2), raw).log_prob(grid.points).exp().sum()) * grid.cell_area
+    assert lesson.formula_mass(raw, n=100_000, generator=g) == pytest.approx(grid_mass, abs=0.005)
+    # a bijection: every sample in the window is counted (a grid sum misses the nearly singular peak)
+    _, inside = lesson.pushforward_density(fixed, n=100_000, generator=torch.Generator().manual_seed(2))
+    assert lesson.formula_mass(fixed, n=100_000, generator=torch.Generator().manual_seed(2)) == pytest.approx(inside)

@@ -42,9 +42,11 @@ class TanhWarp(Bijection):
     """``x = z + a * tanh(b * z)`` elementwise, a monotone nonlinear map.
 
     ``dx/dz = 1 + a b (1 - tanh²(b z)) > 0`` whenever ``a b > -1``; the parameterization
-    ``a = softplus(ρ) - 0.99 / b`` guarantees it. ``a > 0`` pushes mass away from 0
-    (a unimodal ``p_z`` becomes bimodal), ``a < 0`` pulls it in. The inverse has no closed
-    form: it is a monotone root solve with tolerance ``tol``.
+    ``a = softplus(ρ) - 0.99 / b`` guarantees it. ``a > 0`` stretches the centre and
+    pushes mass away from 0, ``a < 0`` pulls it in. A positive ``a`` alone does not make
+    ``N(0, 1)`` bimodal: that needs ``2ab³ > 1 + ab`` (``a > 1`` when ``b = 1``; see
+    ``coursekit.lessons.change_of_variables.tanh_warp_is_bimodal``). The inverse has no
+    closed form: it is a monotone root solve with tolerance ``tol``.
     """
 
     def __init__(self, dim: int, a=1.0, b=1.0, tol: float = 1e-9):

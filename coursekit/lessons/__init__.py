@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import importlib
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..training.checkpoints import Checkpoint, load
+if TYPE_CHECKING:  # the checkpoint format is PyTorch's: imported on first use, so lesson 08 stays without it
+    from ..training.checkpoints import Checkpoint
 
 LESSONS = ("change_of_variables", "planar_radial", "glow", "iresnet", "neural_ode", "cnf", "flow_matching",
            "autoencoders", "video")
@@ -41,6 +42,8 @@ BUILDERS = {"vi": "planar_radial", "glow": "glow", "ffjord": "cnf", "fm_image_fi
 def __getattr__(name: str) -> Any:  # lazy: lesson 08 imports TensorFlow, the others PyTorch
     if name in LESSONS:
         return importlib.import_module(f"{__name__}.{name}")
+    if name in ("Checkpoint", "load"):  # kept as names of this module (PyTorch, loaded when asked for)
+        return getattr(importlib.import_module("..training.checkpoints", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -50,6 +53,8 @@ def load_model(name_or_path: str | os.PathLike, *, device=None, allow_download: 
     Returns the :class:`~coursekit.training.checkpoints.Checkpoint` with ``.model`` set (in
     eval mode, on ``device``, default CPU) next to ``.config`` and ``.meta``.
     """
+    from ..training.checkpoints import load
+
     ckpt = load(name_or_path, allow_download=allow_download)
     if ckpt.kind not in BUILDERS:
         raise ValueError(f"{ckpt.path} holds a {ckpt.kind!r} checkpoint; models can be rebuilt for the kinds "

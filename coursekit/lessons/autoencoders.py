@@ -25,6 +25,7 @@ from pathlib import Path
 from ..tf import (
     CVAE,
     NOISE_DIM,
+    Autoencoder,
     BatchSampler,
     generate_images,
     make_discriminator_model,
@@ -53,6 +54,9 @@ class VaeRun:
 
     Pass ``model`` to train a CVAE built earlier (the notebook inspects it first).
 
+    ``frame_images`` (binarized, ``(n, 28, 28, 1)``): a PNG frame of their reconstructions (fixed ε)
+    every ``frame_every`` steps (default: one epoch) in ``directory/frames``, and :meth:`gif`.
+
     ``strategy`` (a ``tf.distribute`` strategy, :mod:`coursekit.training.tf_distributed`): the
     model (built here, or by the caller inside ``strategy.scope()``) and Adam live on its
     replicas; ``batch_size`` is the global batch, each replica computing its share with the same
@@ -61,7 +65,8 @@ class VaeRun:
 
     def __init__(self, directory: str | os.PathLike, images: np.ndarray, *, model: CVAE | None = None,
                  latent_dim: int = 2, batch_size: int = 32, lr: float = 1e-4, seed: int = 0,
-                 checkpoint_every: int = 250, strategy: tf.distribute.Strategy | None = None):
+                 checkpoint_every: int = 250, strategy: tf.distribute.Strategy | None = None,
+                 frame_images: np.ndarray | None = None, frame_every: int | None = None):
         with strategy.scope() if strategy is not None else contextlib.nullcontext():
             self.model = CVAE(latent_dim) if model is None else model
             self.optimizer = keras.optimizers.Adam(lr)
@@ -73,14 +78,48 @@ class VaeRun:
                                 optimizer=self.optimizer, rng=self.rng)
         self.train_step = (make_vae_train_step(self.model, self.optimizer, self.rng) if strategy is None
                            else make_vae_step(strategy, self.model, self.optimizer, self.rng, batch_size))
+        self.directory = Path(directory)
+        # the source notebook's generate_and_save_images: the same test images, encoded, sampled with the
+        # same ε and decoded, once per epoch (frame_every defaults to one epoch of steps)
+        self.frame_images = None if frame_images is None else np.asarray(frame_images, dtype="float32")
+        self.frame_every = positive_int(frame_every or self.sampler.steps_per_epoch, "frame_every")
+        if self.frame_images is not None:
+            self.frame_eps = tf.random.stateless_normal((len(self.frame_images), self.model.latent_dim), seed=(7, 0))
 
     @property
     def step(self) -> int:
         return int(self.run.step.numpy())
 
+    @property
+    def frames_dir(self) -> Path:
+        return self.directory / "frames"
+
+    def frame_paths(self) -> list[Path]:
+        return sorted(self.frames_dir.glob("frame_*.png"))
+
+    def save_frame(self, step: int) -> Path:
+        """The frame images through the VAE (encode, z = μ + σ·ε with a fixed ε, decode), 4 wide, 3× larger."""
+        import imageio.v3 as iio
+
+        mean, logvar = self.model.encode(self.frame_images)
+        probs = self.model.decode(self.model.reparameterize(mean, logvar, self.frame_eps), apply_sigmoid=True)
+        path = self.frames_dir / f"frame_{step:06d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        iio.imwrite(path, to_uint8(tile_images(np.asarray(probs)[..., 0], ncols=4), scale=3))
+        return path
+
     def fit(self, n_steps: int, *, desc: str = "VAE", progress: bool = True) -> History:
-        """Train until the run has done ``n_steps`` steps in total (resumes; see ``TrainingRun.fit``)."""
-        return self.run.fit(self.train_step, self.sampler, n_steps, desc=desc, progress=progress and self.chief)
+        """Train until the run has done ``n_steps`` steps in total (resumes; see ``TrainingRun.fit``);
+        with ``frame_images``, a frame at step 0 and every ``frame_every`` steps."""
+        frames = self.frame_images is not None and self.chief
+        if frames and self.step == 0 and not (self.frames_dir / "frame_000000.png").exists():
+            self.save_frame(0)
+        return self.run.fit(self.train_step, self.sampler, n_steps, desc=desc, progress=progress and self.chief,
+                            callback=self.save_frame if frames else None, callback_every=self.frame_every)
+
+    def gif(self, fps: float = 2.0) -> Path:
+        """Every frame so far, in step order, as ``vae.gif`` in the run directory."""
+        return _gif(self.frame_paths(), self.directory / "vae.gif", fps)
 
 
 def gan_images(images: np.ndarray) -> np.ndarray:
@@ -160,12 +199,121 @@ class GanRun:
 
     def gif(self, fps: float = 4.0) -> Path:
         """Every frame so far, in step order, as ``dcgan.gif`` in the run directory."""
-        import imageio.v3 as iio
+        return _gif(self.frame_paths(), self.directory / "dcgan.gif", fps)
 
-        paths = self.frame_paths()
-        if not paths:
-            raise ValueError(f"no frames in {self.frames_dir}: train first")
-        return Path(save_gif([iio.imread(p) for p in paths], self.directory / "dcgan.gif", fps=fps))
+
+def _gif(paths: list[Path], out: Path, fps: float) -> Path:
+    import imageio.v3 as iio
+
+    if not paths:
+        raise ValueError(f"no frames in {out.parent / 'frames'}: train first")
+    return Path(save_gif([iio.imread(p) for p in paths], out, fps=fps))
+
+
+# --- the checks of the cells the student writes: same weights, same inputs, same ε / noise ---
+
+def _delta(before: list[np.ndarray], variables, lr: float) -> np.ndarray:
+    """(w_after − w_before)/lr, all variables in one vector: with SGD, the gradient that was applied."""
+    return np.concatenate([((v.numpy() - b) / lr).ravel() for b, v in zip(before, variables, strict=True)])
+
+
+def vae_step_outcome(step_fn, x, eps, seed: int = 0, lr: float = 0.1) -> tuple[float, np.ndarray]:
+    """Run ``step_fn(model, optimizer, x, eps)`` once on a CVAE(2) with weights seeded by ``seed`` and
+    SGD(``lr``); return ``(loss, applied gradient)``. Two step functions agree iff both outputs do."""
+    keras.utils.set_random_seed(seed)
+    model, opt = CVAE(2), keras.optimizers.SGD(lr)
+    opt.build(model.trainable_variables)
+    before = [v.numpy() for v in model.trainable_variables]
+    loss = step_fn(model, opt, tf.constant(x, tf.float32), tf.constant(eps, tf.float32))
+    return float(loss), _delta(before, model.trainable_variables, lr)
+
+
+def gan_step_outcome(step_fn, images, noise, seed: int = 0, lr: float = 0.1):
+    """Run ``step_fn(G, D, opt_G, opt_D, images, noise)`` once on the course's G and a D without
+    dropout (deterministic, whatever order D is called in), seeded by ``seed``, with two SGD(``lr``).
+    Returns ``(gen_loss, disc_loss, applied gradient of G, applied gradient of D)``."""
+    keras.utils.set_random_seed(seed)
+    gen, disc = make_generator_model(), make_discriminator_model(dropout=0.0)
+    opt_g, opt_d = keras.optimizers.SGD(lr), keras.optimizers.SGD(lr)
+    opt_g.build(gen.trainable_variables)
+    opt_d.build(disc.trainable_variables)
+    g0, d0 = [v.numpy() for v in gen.trainable_variables], [v.numpy() for v in disc.trainable_variables]
+    out = step_fn(gen, disc, opt_g, opt_d, tf.constant(images, tf.float32), tf.constant(noise, tf.float32))
+    if not isinstance(out, (tuple, list)) or len(out) != 2:
+        raise TypeError(f"the GAN step must return (gen_loss, disc_loss), got {type(out).__name__}")
+    return (float(out[0]), float(out[1]), _delta(g0, gen.trainable_variables, lr),
+            _delta(d0, disc.trainable_variables, lr))
+
+
+def save_checkpoint(directory, step: int, max_to_keep: int = 2, **objects) -> str:
+    """``tf.train.Checkpoint(step=..., **objects)`` saved by a ``CheckpointManager`` as ``ckpt-<step>``
+    (the newest ``max_to_keep`` kept); returns the prefix written."""
+    ckpt = tf.train.Checkpoint(step=tf.Variable(step, dtype=tf.int64), **objects)
+    manager = tf.train.CheckpointManager(ckpt, str(directory), max_to_keep=max_to_keep)
+    return manager.save(checkpoint_number=step)
+
+
+def restore_latest(directory, **objects) -> int:
+    """Restore the newest checkpoint in ``directory`` into ``objects``; returns its step (0 if none)."""
+    step = tf.Variable(0, dtype=tf.int64)
+    ckpt = tf.train.Checkpoint(step=step, **objects)
+    latest = tf.train.latest_checkpoint(str(directory))
+    if latest is None:
+        return 0
+    ckpt.restore(latest).assert_existing_objects_matched()
+    return int(step.numpy())
+
+
+def checkpoint_roundtrip(save_fn, restore_fn, directory) -> tuple[int, float, int, float, int]:
+    """The scenario of the checkpoint exercise, in a fresh ``directory``: a small model, its Adam and
+    a ``tf.random.Generator`` take a step and are saved at steps 1, 2 and 3 (``save_fn(directory,
+    step, model=..., optimizer=..., rng=...)``), then train on; new objects are built and
+    ``restore_fn(directory, model=..., optimizer=..., rng=...)`` brings them back.
+
+    Returns ``(restored step, max |Δ weights| vs step 3, Adam's iterations, max |Δ RNG state|,
+    checkpoints left on disk)``."""
+    directory = Path(directory)
+    if directory.exists() and any(directory.iterdir()):
+        raise ValueError(f"{directory} is not empty: the scenario needs a fresh folder")
+
+    def build(seed):
+        keras.utils.set_random_seed(seed)
+        model, opt = Autoencoder(4), keras.optimizers.Adam(1e-2)
+        opt.build(model.trainable_variables)
+        return model, opt, tf.random.Generator.from_seed(seed)
+
+    model, opt, rng = build(0)
+    x = tf.random.stateless_uniform((8, 28, 28), seed=(1, 2))
+
+    def train():
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean((model(x) - x) ** 2)
+        opt.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
+        rng.normal((2,))  # the generator's state moves too
+
+    for step in (1, 2, 3):
+        train()
+        save_fn(directory, step, model=model, optimizer=opt, rng=rng)
+    saved = [v.numpy() for v in model.variables]
+    saved_rng = rng.state.numpy()
+    train()  # what happens after the last checkpoint is lost
+    model2, opt2, rng2 = build(1)  # other initial weights: a restore that does nothing is caught
+    step = restore_fn(directory, model=model2, optimizer=opt2, rng=rng2)
+    dw = max(float(np.max(np.abs(a - b.numpy()))) for a, b in zip(saved, model2.variables, strict=True))
+    d_rng = float(np.max(np.abs(saved_rng.astype("float64") - rng2.state.numpy().astype("float64"))))
+    kept = len(list(directory.glob("*.index")))
+    return int(step), dw, int(opt2.iterations.numpy()), d_rng, kept
+
+
+def read_gif(path) -> tuple[np.ndarray, float, int]:
+    """A GIF read back: ``(frames as uint8 grey (n, H, W), duration of a frame in ms, loop)``."""
+    import imageio.v3 as iio
+
+    frames = np.asarray(iio.imread(path, index=None))
+    if frames.ndim == 4:  # RGB(A) frames of a grey picture: keep one channel
+        frames = frames[..., 0]
+    meta = iio.immeta(path, index=0)
+    return frames.astype("uint8"), float(meta.get("duration", 0.0)), int(meta.get("loop", -1))
 
 
 # --- figures (Spanish titles: the student reads them) ---
@@ -184,13 +332,13 @@ def plot_reconstructions(originals, reconstructions, n: int = 10, title: str = "
     a, b = _as_images(originals)[:n], _as_images(reconstructions)[:n]
     if a.shape != b.shape:
         raise ValueError(f"originals {a.shape} and reconstructions {b.shape} differ in shape")
-    fig, axes = plt.subplots(2, len(a), figsize=(1.3 * len(a), 2.9), squeeze=False)
+    fig, axes = plt.subplots(2, len(a), figsize=(min(8.4, 0.84 * len(a)), 2.5), squeeze=False)
     for i in range(len(a)):
         for row, imgs in enumerate((a, b)):
             axes[row, i].imshow(imgs[i], cmap="gray", vmin=0, vmax=1)
             axes[row, i].axis("off")
-    axes[0, 0].set_title("original", fontsize=9, loc="left")
-    axes[1, 0].set_title("reconstrucción", fontsize=9, loc="left")
+    axes[0, 0].set_title("original", fontsize=10, loc="left")
+    axes[1, 0].set_title("reconstrucción", fontsize=10, loc="left")
     fig.suptitle(title)
     fig.tight_layout()
     return fig
@@ -226,9 +374,9 @@ def latent_grid(model: CVAE, n: int = 20, lo: float = 0.05, hi: float = 0.95):
 def plot_latent_images(model: CVAE, n: int = 20):
     """The course's figure: the decoder's output over the latent grid."""
     image, _ = latent_grid(model, n)
-    fig, ax = plt.subplots(figsize=(6, 6))
+    fig, ax = plt.subplots(figsize=(5.5, 5.5))
     ax.imshow(image, cmap="Greys_r")
-    ax.set_title("Rejilla del espacio latente decodificada (cuantiles de N(0, 1))")
+    ax.set_title("Rejilla latente decodificada\n(cuantiles de N(0, 1))")
     ax.axis("off")
     return fig
 
@@ -242,5 +390,6 @@ def plot_samples(images, title: str, ncols: int = 4):
     return fig
 
 
-__all__ = ["GanRun", "VaeRun", "gan_images", "latent_grid", "plot_latent_images", "plot_latent_space",
-           "plot_reconstructions", "plot_samples"]
+__all__ = ["GanRun", "VaeRun", "checkpoint_roundtrip", "gan_images", "gan_step_outcome", "latent_grid",
+           "plot_latent_images", "plot_latent_space", "plot_reconstructions", "plot_samples", "read_gif",
+           "restore_latest", "save_checkpoint", "vae_step_outcome"]

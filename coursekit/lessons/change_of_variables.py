@@ -3,7 +3,10 @@
 Notebook 01 pushes samples ``z ~ p_z`` through ``x = f(z)`` and compares the histogram of
 ``x`` with the probability that ``p_x(x) = p_z(z) |det J_f(z)|⁻¹`` gives each bin, in 1-D
 and in 2-D: :func:`cell_probabilities` integrates the formula over the cells of a 2-D
-histogram and :func:`histogram_check` runs the χ² test. The layers are in
+histogram and :func:`histogram_check` runs the χ² test. :func:`tanh_warp_is_bimodal` states
+when ``TanhWarp`` turns ``N(0, 1)`` into a bimodal density (``2ab³ > 1 + ab``) and
+:func:`tanh_warp_modes` counts the modes numerically, so the notebook can check the one
+against the other. The layers are in
 :mod:`coursekit.flows.elementwise`; the sum of log-determinants in
 :class:`coursekit.flows.Compose`.
 
@@ -12,6 +15,7 @@ Taught in: notebook 01.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -20,7 +24,7 @@ import torch
 from scipy import stats
 from torch import Tensor
 
-from ..core.checks import positive_int
+from ..core.checks import finite_float, positive_int
 from ..flows.base import Bijection, Flow, StandardNormal
 from ..flows.elementwise import Linear, TanhWarp
 from ..viz import make_grid
@@ -70,6 +74,59 @@ def cell_probabilities(log_prob: Callable[[Tensor], Tensor], bounds: float = 4.0
     return (density.sum((1, 3)) * h**2).cpu().numpy()
 
 
+def _warp_parameters(a, b) -> tuple[float, float]:
+    a, b = finite_float(a, "a"), finite_float(b, "b")
+    if b <= 0:
+        raise ValueError(f"b must be positive, got {b}")
+    if a * b <= -1:
+        raise ValueError(f"a * b must be > -1 for the warp to be increasing, got {a * b}")
+    return a, b
+
+
+def tanh_warp_is_bimodal(a: float, b: float) -> bool:
+    """Whether ``x = z + a tanh(b z)`` turns ``z ~ N(0, 1)`` into a bimodal ``p_x``: ``2ab³ > 1 + ab``.
+
+    As ``f`` is increasing, the modes of ``p_x`` are the maxima over ``z`` of
+    ``log p_x(f(z)) = log p_z(z) - log f'(z)``. Near 0, ``f'(z) ≈ 1 + ab - ab³ z²``, so that
+    function is ``const + (ab³ / (1 + ab) - 1/2) z² + O(z⁴)``: ``z = 0`` turns from the single
+    maximum into a minimum between two maxima when ``2ab³ > 1 + ab``. That no other mode
+    appears is checked numerically (:func:`tanh_warp_modes`, ``tests/test_change_of_variables.py``),
+    not proved. With ``b = 1`` it reads ``a > 1``; with ``a ≤ 0`` the density stays unimodal.
+    """
+    a, b = _warp_parameters(a, b)
+    return 2 * a * b**3 > 1 + a * b
+
+
+def tanh_warp_threshold(b: float) -> float:
+    """The ``a`` above which ``TanhWarp(·, a, b)`` makes ``N(0, 1)`` bimodal: ``1 / (2b³ - b)``.
+
+    ``inf`` when ``2b² ≤ 1`` (then no ``a`` does).
+    """
+    b = finite_float(b, "b")
+    if b <= 0:
+        raise ValueError(f"b must be positive, got {b}")
+    return 1 / (2 * b**3 - b) if 2 * b**2 > 1 else math.inf
+
+
+@torch.no_grad()
+def tanh_warp_modes(a: float, b: float, bounds: float = 12.0, n: int = 200_001) -> int:
+    """Number of local maxima of ``p_x`` for ``x = z + a tanh(b z)``, ``z ~ N(0, 1)``, counted on a grid.
+
+    Uses ``log p_x(f(z)) = log p_z(z) - log f'(z)`` on ``n`` points of ``z ∈ [-bounds, bounds]``
+    (``f`` is increasing, so its maxima over ``z`` are the modes of ``p_x``), in float64 with
+    coursekit's :class:`TanhWarp`. Flat steps are skipped, so a plateau is not counted twice.
+    """
+    a, b = _warp_parameters(a, b)
+    positive_int(n, "n")
+    f = TanhWarp(1, a=a, b=b).to(torch.float64)
+    z = torch.linspace(-finite_float(bounds, "bounds"), bounds, n, dtype=torch.float64).unsqueeze(1)
+    _, logdet = f(z)
+    log_px = StandardNormal(1).to(torch.float64).log_prob(z) - logdet
+    slope = np.sign(np.diff(log_px.numpy()))
+    slope = slope[slope != 0]
+    return int(((slope[:-1] > 0) & (slope[1:] < 0)).sum())
+
+
 # --- the cells the student writes: references and cases for coursekit.exercises.check -----------------
 
 
@@ -110,4 +167,4 @@ def density_cases(dtype: torch.dtype = torch.float64) -> list[tuple[str, tuple[T
 
 
 __all__ = ["HistogramCheck", "InverseOf", "cell_probabilities", "density_cases", "density_reference",
-           "histogram_check"]
+           "histogram_check", "tanh_warp_is_bimodal", "tanh_warp_modes", "tanh_warp_threshold"]

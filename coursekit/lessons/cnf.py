@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from ..continuous import CNF, AugmentedDynamics, LinearField, MLPField, divergence_exact, divergence_hutchinson
-from ..core.checks import positive_int
+from ..core.checks import one_of, positive_int
 from ..core.fields import hutchinson_probe
 from ..core.history import History
 from ..data import sample_toy
@@ -266,6 +266,145 @@ def density_over_time(model: Flow, points: Tensor, times: list[float] | Tensor,
     return np.stack(logps), np.stack(divs)
 
 
+@dataclass
+class AdjointRow:
+    """One CNF training gradient ``∇_θ E[−log p(x)]`` by backprop through the solver and by the adjoint."""
+
+    n_steps: int          # fixed rk4 steps from t = 1 to 0 (both modes do the same forward work)
+    grad_rel_diff: float  # ‖g_adjoint − g_direct‖ / ‖g_direct‖ over all parameters
+    direct_bytes: int     # peak tensor memory of one forward + backward
+    adjoint_bytes: int
+    direct_s: float       # wall time of one forward + backward (untracked run)
+    adjoint_s: float
+    nfe_backward: int     # evaluations of the dynamics in the adjoint's backward solve
+    how: str              # how memory was measured ("cuda allocator" / "tensor tracker")
+
+
+def adjoint_vs_backprop(field: nn.Module, x: Tensor, step_counts: tuple[int, ...] = (8, 32),
+                        divergence: str = "exact", device: torch.device | str = "cpu") -> list[AdjointRow]:
+    """The CNF loss ``−mean log p(x)`` of ``Flow(StandardNormal(D), CNF(field))`` and its gradient, with and
+    without the adjoint (``odeint_adjoint`` vs ``odeint``), rk4 with ``n`` fixed steps for each ``n``.
+
+    Same parameters, same data, same ε (Hutchinson): the gradients agree up to the solver's error, while the
+    memory of backprop grows with the steps and the adjoint's does not (its price: a second, backward solve).
+    """
+    from ..training.memory import measure_peak_memory
+
+    one_of(divergence, ("exact", "hutchinson"), "divergence")
+    field, x = field.to(device), x.to(device)
+    params = [p for p in field.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("field has no trainable parameters: there is no gradient to compare")
+    rows = []
+    for n in step_counts:
+        n = positive_int(n, "step count")
+        grads, mems, secs, nfe_b = {}, {}, {}, 0
+        for adjoint in (False, True):
+            cnf = CNF(field, divergence=divergence, method="rk4", adjoint=adjoint, options=dict(step_size=1.0 / n))
+            flow = Flow(StandardNormal(cnf.dim), cnf)
+
+            def run(flow=flow):
+                torch.manual_seed(0)  # the same ε in both modes (Hutchinson)
+                loss = -flow.log_prob(x).mean()
+                return torch.autograd.grad(loss, params)
+
+            mems[adjoint] = measure_peak_memory(run, device)
+            t0 = time.perf_counter()
+            grads[adjoint] = run()
+            if device != "cpu" and torch.device(device).type == "cuda":
+                torch.cuda.synchronize(device)
+            secs[adjoint] = time.perf_counter() - t0
+            if adjoint:
+                nfe_b = cnf.nfe
+        g_d = torch.cat([g.reshape(-1) for g in grads[False]])
+        g_a = torch.cat([g.reshape(-1) for g in grads[True]])
+        rows.append(AdjointRow(n, ((g_a - g_d).norm() / g_d.norm()).item(), mems[False].peak_bytes,
+                               mems[True].peak_bytes, secs[False], secs[True], nfe_b, mems[False].how))
+    return rows
+
+
+@dataclass
+class DensityEvolution:
+    """:func:`density_over_time` on a grid plus the field's arrows: what notebook 06's slider and GIF show.
+
+    ``logp`` and ``div`` are ``(len(times), n·n)``; ``mass`` is ``Σ p_t · cell area`` per time (≈ 1 when the
+    window holds the density); ``arrows`` is ``(len(times), M, 2)``, ``f(t, ·)`` at ``arrow_points`` ``(M, 2)``.
+    """
+
+    times: np.ndarray
+    logp: np.ndarray
+    div: np.ndarray
+    mass: np.ndarray
+    bounds: tuple[float, float, float, float]
+    n: int
+    arrow_points: np.ndarray
+    arrows: np.ndarray
+
+
+@torch.no_grad()
+def density_evolution(model: Flow, grid, times, arrow_grid) -> DensityEvolution:
+    """``log p_t``, ``tr(∂f/∂x)(t, ·)`` and the mass on ``grid`` and ``f(t, ·)`` on ``arrow_grid``
+    (both :func:`coursekit.viz.make_grid` grids), for each of ``times``."""
+    times = np.asarray([float(v) for v in times])
+    if len(times) < 1 or not ((times >= 0) & (times <= 1)).all():
+        raise ValueError(f"times must be a non-empty list of values in [0, 1], got {times}")
+    logp, div = density_over_time(model, grid.points, times)
+    field = model.transform.field
+    arrows = np.stack([field(torch.tensor(t, dtype=arrow_grid.points.dtype, device=arrow_grid.points.device),
+                             arrow_grid.points).cpu().numpy() for t in times])
+    return DensityEvolution(times, logp, div, np.exp(logp).sum(1) * grid.cell_area, tuple(grid.bounds), grid.n,
+                            arrow_grid.points.cpu().numpy(), arrows)
+
+
+def evolution_figure(evo: DensityEvolution, figsize: tuple[float, float] = (8.4, 4.0)):
+    """Notebook 06's two panels at the first time, moving parts ``animated=True`` (a playground blits them):
+    ``p_t`` on the left, the log-determinant's integrand ``tr(∂f/∂x)`` with the arrows of ``f`` on the right.
+
+    Returns ``(fig, draw)``; ``draw({"t": t})`` shows the stored time nearest to ``t`` (also written on the
+    figure, so a GIF frame carries it) and returns an HTML status line."""
+    import matplotlib.pyplot as plt
+
+    n, times = evo.n, evo.times
+    vmax_p, vdiv = float(np.exp(evo.logp).max()), float(np.abs(evo.div).max()) or 1.0
+    fig, axes = plt.subplots(1, 2, figsize=figsize)
+    img_p = axes[0].imshow(np.exp(evo.logp[0]).reshape(n, n), origin="lower", extent=evo.bounds, cmap="viridis",
+                           vmin=0, vmax=vmax_p, animated=True)
+    img_d = axes[1].imshow(evo.div[0].reshape(n, n), origin="lower", extent=evo.bounds, cmap="RdBu_r",
+                           vmin=-vdiv, vmax=vdiv, animated=True)
+    qp = evo.arrow_points
+    quiv = axes[1].quiver(qp[:, 0], qp[:, 1], evo.arrows[0][:, 0], evo.arrows[0][:, 1], color="k", alpha=0.6,
+                          animated=True)
+    label = axes[0].text(0.03, 0.97, "", transform=axes[0].transAxes, color="w", va="top", fontsize=11,
+                         animated=True)
+    axes[0].set_title("densidad $p_t(x)$")
+    axes[1].set_title(r"$\mathrm{tr}(\partial f/\partial x)(t, x)$ y campo $f$")
+    fig.colorbar(img_d, ax=axes[1], fraction=0.046)
+    fig.tight_layout()
+
+    def draw(params) -> str:
+        k = int(np.abs(times - float(params["t"])).argmin())
+        img_p.set_data(np.exp(evo.logp[k]).reshape(n, n))
+        img_d.set_data(evo.div[k].reshape(n, n))
+        quiv.set_UVC(evo.arrows[k][:, 0], evo.arrows[k][:, 1])
+        label.set_text(f"t = {times[k]:.2f}")
+        return f"t = {times[k]:.2f}<br>masa en la ventana: {evo.mass[k]:.3f}"
+
+    draw({"t": float(times[0])})
+    return fig, draw
+
+
+def evolution_gif(fig, draw, times, path, fps: float = 6.0) -> str:
+    """One GIF frame per time: ``draw({"t": t})``, then the whole figure, animated artists included
+    (:func:`coursekit.viz.figure_to_array`). No slider moves (the playground on screen stays where it is)."""
+    from ..viz.images import figure_to_array, save_gif
+
+    frames = []
+    for t in times:
+        draw({"t": float(t)})
+        frames.append(figure_to_array(fig))
+    return save_gif(frames, path, fps=fps)
+
+
 # --- notebook 06's "Escríbelo tú" checks: the cases its cells run and the references they compare with ---------
 
 
@@ -344,7 +483,8 @@ def all_signs_cases() -> list[tuple[str, tuple]]:
             for label, (field, t, x, _) in hutchinson_cases()[1:]]
 
 
-__all__ = ["CHECK_MATRIX", "FFJORDResult", "TraceCost", "all_signs", "all_signs_cases", "averaged_over_all_signs",
-           "cnf_layers", "density_over_time", "dynamics_cases", "dynamics_reference", "evaluate_nll", "from_checkpoint",
-           "hutchinson_cases", "hutchinson_reference", "loglog_slope", "make_ffjord", "nfe", "trace_cost",
-           "train_ffjord"]
+__all__ = ["CHECK_MATRIX", "AdjointRow", "DensityEvolution", "FFJORDResult", "TraceCost", "all_signs",
+           "all_signs_cases", "adjoint_vs_backprop", "averaged_over_all_signs", "cnf_layers", "density_evolution",
+           "density_over_time", "dynamics_cases", "dynamics_reference", "evaluate_nll", "evolution_figure",
+           "evolution_gif", "from_checkpoint", "hutchinson_cases", "hutchinson_reference", "loglog_slope",
+           "make_ffjord", "nfe", "trace_cost", "train_ffjord"]

@@ -29,6 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from ..continuous import CNF, MLPField
+from ..core.checks import positive_int
 from ..core.fields import VectorField
 from ..core.history import History
 from ..data import sample_toy, to_signed
@@ -245,6 +246,35 @@ def flow_straightness(field: VectorField, x0: Tensor, n_steps: int = 100) -> flo
     return straightness(traj)
 
 
+def trajectory_gif(trajectory, path, every: int = 2, fps: float = 10.0, lim: float = 4.0,
+                   size: float = 3.2) -> str:
+    """A GIF of samples flowing from the noise (t = 0) to the data (t = 1): one frame every ``every`` states
+    of ``trajectory`` ``(n_steps + 1, N, 2)`` (``euler_sample(..., return_trajectory=True)``), the last state
+    always included, each titled with its ``t``; returns the path."""
+    import matplotlib.pyplot as plt
+
+    from ..viz.images import figure_to_array, save_gif
+
+    traj = trajectory.detach().cpu().numpy() if hasattr(trajectory, "detach") else np.asarray(trajectory)
+    if traj.ndim != 3 or traj.shape[-1] != 2 or len(traj) < 2:
+        raise ValueError(f"trajectory must have shape (n_steps + 1 >= 2, N, 2), got {traj.shape}")
+    every = positive_int(every, "every")
+    last = len(traj) - 1
+    ks = sorted(set(range(0, last + 1, every)) | {last})
+    fig, ax = plt.subplots(figsize=(size, size))
+    try:
+        sc = ax.scatter(traj[0, :, 0], traj[0, :, 1], s=2)
+        ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal")
+        frames = []
+        for k in ks:
+            sc.set_offsets(traj[k])
+            ax.set_title(f"t = {k / last:.2f}")
+            frames.append(figure_to_array(fig))
+    finally:
+        plt.close(fig)
+    return save_gif(frames, path, fps=fps)
+
+
 # --- MNIST -----------------------------------------------------------------------------------
 
 
@@ -327,4 +357,4 @@ def from_checkpoint(ckpt: Checkpoint, device) -> MLPImageField:
 
 __all__ = ["EULER_STEPS", "KIND", "CurvePoint", "QualityRow", "TrainResult", "as_signed_tensor", "flow_straightness",
            "fm_flow", "from_checkpoint", "heldout_cfm", "mnist_loss", "quality_vs_nfe", "signed_to_display",
-           "train_ffjord_curve", "train_fm"]
+           "train_ffjord_curve", "train_fm", "trajectory_gif"]

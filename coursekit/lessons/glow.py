@@ -16,6 +16,7 @@ Taught in: notebook 03.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -112,6 +113,70 @@ def from_checkpoint(ckpt: checkpoints.Checkpoint, device) -> Flow:
     flow = mnist_glow(**ckpt.config)
     flow.load_state_dict(ckpt.state["model"])
     return flow.to(device).eval()
+
+
+_SPANISH_DATA = (
+    (re.compile(r"MNIST test split images ([\d,]+)-([\d,]+)"),
+     lambda m: f"imágenes {m[1].replace(',', '.')}–{m[2].replace(',', '.')} de la partición de prueba de MNIST"),
+    (re.compile(r"\(never trained on\)"), lambda m: "(nunca vistas al entrenar)"),
+)
+
+
+def describe_data(text: str) -> str:
+    """A checkpoint's English data description (``meta["trained_on"]``, ``meta["evaluated_on"]``)
+    in Spanish, for the notebook; text it does not recognise comes back unchanged."""
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    for pattern, spanish in _SPANISH_DATA:
+        text = pattern.sub(spanish, text)
+    return text
+
+
+def checkpoint_summary(meta: dict) -> list[str]:
+    """Spanish lines about a ``"glow"`` checkpoint's metadata: steps, data, stored bits/dim."""
+    if not isinstance(meta, dict):
+        raise TypeError(f"meta must be a dict (Checkpoint.meta), got {type(meta).__name__}")
+    missing = [k for k in ("n_steps", "trained_on", "evaluated_on", "heldout_bits_per_dim") if k not in meta]
+    if missing:
+        raise ValueError(f"checkpoint metadata lacks {missing}")
+    return [f"{meta['n_steps']} pasos de entrenamiento con las {describe_data(meta['trained_on'])}",
+            f"evaluado en las {describe_data(meta['evaluated_on'])}: "
+            f"{meta['heldout_bits_per_dim']:.3f} bits/dim guardados en el punto de control"]
+
+
+# --- the cost of the 1×1 convolution's log-det --------------------------------------------
+
+@dataclass
+class LogdetTiming:
+    """Median seconds of one ``log|det W|`` of a ``C × C`` 1×1 conv: ``slogdet`` and LU (``Σ log|s|``)."""
+
+    channels: int
+    slogdet_s: float
+    lu_s: float
+
+
+def logdet_timings(sizes: Sequence[int], min_run_time: float = 0.1) -> list[LogdetTiming]:
+    """Time :meth:`InvConv1x1.log_abs_det_w`, plain and LU, for each ``C`` in ``sizes``.
+
+    ``torch.utils.benchmark.Timer.blocked_autorange`` runs each form once to warm it up, picks a
+    block size, repeats blocks for at least ``min_run_time`` seconds and gives the median
+    (a single cold run is dominated by first-call costs: it can rank the two forms wrongly).
+    """
+    from torch.utils.benchmark import Timer
+
+    if not isinstance(min_run_time, (int, float)) or not min_run_time > 0:
+        raise ValueError(f"min_run_time must be a positive number of seconds, got {min_run_time!r}")
+    rows = []
+    for c in sizes:
+        positive_int(c, "size")
+        medians = []
+        for lu in (False, True):
+            conv = InvConv1x1(c, lu=lu)
+            conv.log_abs_det_w()  # warm-up: first call pays for lazy initialisation
+            timer = Timer("conv.log_abs_det_w()", globals={"conv": conv}, num_threads=torch.get_num_threads())
+            medians.append(timer.blocked_autorange(min_run_time=min_run_time).median)
+        rows.append(LogdetTiming(c, *medians))
+    return rows
 
 
 # --- the permutation ablation -----------------------------------------------------------
@@ -256,7 +321,8 @@ def invconv_lu_logdet_reference(weight: Tensor, height: int, width: int) -> Tens
     return _invconv_logdet(weight, height, width, lu=True)
 
 
-__all__ = ["KIND", "AblationResult", "Conditioner", "actnorm_cases", "actnorm_init_reference", "as_pixels",
-           "bpd_loss", "coupling_cases", "coupling_forward_reference", "coupling_inverse_reference", "evaluate_bpd",
-           "from_checkpoint", "init_actnorm", "invconv_cases", "invconv_logdet_reference",
-           "invconv_lu_logdet_reference", "permutation_ablation", "save_model"]
+__all__ = ["KIND", "AblationResult", "Conditioner", "LogdetTiming", "actnorm_cases", "actnorm_init_reference",
+           "as_pixels", "bpd_loss", "checkpoint_summary", "coupling_cases", "coupling_forward_reference",
+           "coupling_inverse_reference", "describe_data", "evaluate_bpd", "from_checkpoint", "init_actnorm",
+           "invconv_cases", "invconv_logdet_reference", "invconv_lu_logdet_reference", "logdet_timings",
+           "permutation_ablation", "save_model"]

@@ -17,11 +17,14 @@ Taught in: notebook 04 (benchmarked in ``benchmarks/bench_iresnet.py``).
 from __future__ import annotations
 
 import math
+import re
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
-from torch import Tensor
+import torch.nn.functional as F
+from torch import Tensor, nn
 
 from ..core.checks import positive_int
 from ..core.history import History
@@ -152,6 +155,134 @@ def compare_glow_iresnet(data: str = "8gaussians", n_steps: int = 2000, n_test: 
     return out
 
 
+#: where ``make bench`` writes its tables (present in a checkout of the repository, not in a pip install)
+RESULTS_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "RESULTS.md"
+_BENCH_ROWS = {"data": "data (true density)", "glow": "Glow", "iresnet": "i-ResNet"}
+
+
+def benchmark_nll(path: str | Path | None = None) -> dict[str, float] | None:
+    """Test NLL (nats) of data, Glow and i-ResNet on ``8gaussians`` from ``benchmarks/RESULTS.md``.
+
+    Reads the table that ``benchmarks/bench_iresnet.py`` writes (section ``bench:iresnet``);
+    keys ``"data"``, ``"glow"``, ``"iresnet"`` and ``"steps"`` (training steps of the models).
+    ``None`` when the file or the section is not there (e.g. coursekit installed without the
+    repository); ``ValueError`` when the section is there but its table cannot be read.
+    """
+    path = Path(RESULTS_PATH if path is None else path)
+    if not path.is_file():
+        return None
+    text = path.read_text(encoding="utf-8")
+    section = re.search(r"<!-- bench:iresnet -->(.*?)<!-- /bench:iresnet -->", text, re.S)
+    if section is None:
+        return None
+    out: dict[str, float] = {}
+    for line in section.group(1).splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        for key, label in _BENCH_ROWS.items():
+            if len(cells) >= 5 and (cells[0] == label or cells[0].startswith(label + " (")):
+                out[key] = float(cells[4])
+                if key == "glow":
+                    out["steps"] = float(cells[2])
+    if set(out) != {*_BENCH_ROWS, "steps"}:
+        raise ValueError(f"{path}: the bench:iresnet section has no data / Glow / i-ResNet NLL table "
+                         f"(found {sorted(out)})")
+    return out
+
+
+# --- the slide's block: g(x) = W₂ ReLU(W₁ x) ------------------------------------------------
+
+def relu_branch(block: IResBlock):
+    """The lecture's residual branch on ``block``'s (spectrally normalized) weights and biases,
+    with ReLU where the block uses its own activation: ``g(z) = W̃₂ ReLU(W̃₁ z + b₁) + b₂``.
+
+    Dense blocks only. Returns ``(g, jacobian)``: ``g(z)`` of shape ``(n, D)`` and ``jacobian(z)``,
+    the per-sample ``J_g(z)`` of shape ``(n, D, D)``.
+    """
+    if not isinstance(block, IResBlock):
+        raise TypeError(f"block must be an IResBlock, got {type(block).__name__}")
+    if block.is_image:
+        raise ValueError("relu_branch takes a dense IResBlock (event_shape (D,)), not a convolutional one")
+
+    def g(z: Tensor) -> Tensor:
+        h, ws = z, block.weights()
+        for i, (w, layer) in enumerate(zip(ws, block.layers, strict=True)):
+            h = F.linear(h, w, layer.bias)
+            if i < len(ws) - 1:
+                h = torch.relu(h)
+        return h
+
+    def jacobian(z: Tensor) -> Tensor:
+        h, jac, ws = z, None, block.weights()
+        for i, (w, layer) in enumerate(zip(ws, block.layers, strict=True)):
+            h = F.linear(h, w, layer.bias)
+            jac = w.expand(z.shape[0], -1, -1) if jac is None else w @ jac
+            if i < len(ws) - 1:
+                jac = (h > 0).to(h.dtype).unsqueeze(-1) * jac  # ReLU' ∈ {0, 1}: J_g is piecewise constant
+                h = torch.relu(h)
+        return jac
+
+    return g, jacobian
+
+
+# --- one architecture, two jobs: an i-ResNet stack as a classifier ------------------------------
+
+def labelled_moons(n: int, seed: int = 0, dtype: torch.dtype | None = None) -> tuple[Tensor, Tensor]:
+    """``(x, y)``: ``n`` points of the ``moons`` toy set and their moon (0 = upper, 1 = lower).
+
+    The points are drawn in float32 (the same points whatever the default dtype) and returned in
+    ``dtype`` (default: ``torch.get_default_dtype()``, the dtype of freshly built blocks)."""
+    positive_int(n, "n")
+    x = sample_toy("moons", n, torch.Generator().manual_seed(seed))
+    return x.to(dtype or torch.get_default_dtype()), (torch.arange(n) >= n // 2).long()  # upper half drawn first
+
+
+@dataclass
+class ClassifierRun:
+    """What :func:`train_classifier` measured: the trained stack (a :class:`Compose` of
+    :class:`IResBlock`, still a bijection) and its linear head; accuracies on a held-out set,
+    and the same head trained directly on ``x`` (no blocks) as the baseline."""
+
+    stack: Compose
+    head: nn.Linear
+    history: History
+    accuracy: float
+    baseline_accuracy: float
+    seconds: float
+
+
+def train_classifier(n_blocks: int = 4, hidden: int = 32, lam: float = 0.9, n_steps: int = 300,
+                     n_train: int = 2000, n_test: int = 2000, lr: float = 1e-2, seed: int = 0) -> ClassifierRun:
+    """Train ``linear ∘ (i-ResNet blocks)`` with cross-entropy on :func:`labelled_moons`; the same
+    number of steps trains ``linear`` alone on ``x`` as the baseline. Accuracies on fresh points."""
+    for name, v in (("n_blocks", n_blocks), ("hidden", hidden), ("n_steps", n_steps), ("n_train", n_train),
+                    ("n_test", n_test)):
+        positive_int(v, name)
+    dtype = torch.get_default_dtype()
+    x, y = labelled_moons(n_train, seed)
+    x_test, y_test = labelled_moons(n_test, seed + 1)
+    torch.manual_seed(seed)
+    stack = Compose([IResBlock(2, hidden=hidden, lam=lam) for _ in range(n_blocks)])
+    head, baseline = nn.Linear(2, 2), nn.Linear(2, 2)
+
+    def features(u: Tensor) -> Tensor:  # x ↦ F(x) = the blocks' forward pass; no log-det needed to classify
+        for block in stack.bijections:
+            u = u + block.g(u)
+        return u
+
+    t0 = time.perf_counter()
+    model = nn.ModuleList([stack, head])
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    hist = fit(lambda step: F.cross_entropy(head(features(x)), y), model, opt, n_steps, progress=False)
+    seconds = time.perf_counter() - t0
+    opt_b = torch.optim.Adam(baseline.parameters(), lr=lr)
+    fit(lambda step: F.cross_entropy(baseline(x), y), baseline, opt_b, n_steps, progress=False)
+    stack.eval()
+    with torch.no_grad():
+        acc = (head(features(x_test)).argmax(1) == y_test).to(dtype).mean().item()
+        acc_b = (baseline(x_test).argmax(1) == y_test).to(dtype).mean().item()
+    return ClassifierRun(stack, head, hist, acc, acc_b, seconds)
+
+
 # --- the cells the student writes: references and cases (notebooks/soluciones/04_iresnet.ipynb) ---------
 
 PROBE_SEED = 0  # the seed of the Hutchinson probe in the series cases
@@ -225,6 +356,7 @@ def series_reference(g, z: Tensor, v: Tensor, n_terms: int) -> Tensor:
     return g.__self__.logdet_series(z, n_terms, 1, generator=gen, create_graph=False)
 
 
-__all__ = ["PROBE_SEED", "TRUE_LOG_PROB", "ToyComparison", "compare_glow_iresnet", "fixed_point_cases",
-           "fixed_point_reference", "rademacher_probe", "rotation_block", "series_cases", "series_reference",
-           "set_rotation", "toy_glow", "toy_iresnet", "train_toy"]
+__all__ = ["PROBE_SEED", "RESULTS_PATH", "TRUE_LOG_PROB", "ClassifierRun", "ToyComparison", "benchmark_nll",
+           "compare_glow_iresnet", "fixed_point_cases", "fixed_point_reference", "labelled_moons",
+           "rademacher_probe", "relu_branch", "rotation_block", "series_cases", "series_reference", "set_rotation",
+           "toy_glow", "toy_iresnet", "train_classifier", "train_toy"]

@@ -1,7 +1,7 @@
 """Lesson 02's recipes: fit planar and radial flows by reverse KL (VI) and by maximum likelihood,
 score them, and save or rebuild the shipped ``vi_planar_radial.pt`` (kind ``"vi"``).
 
-The formulas (reverse KL, annealing ``β_t``, ``log Z``, the walled targets) are in
+The formulas (reverse KL, the annealing weight ``λ_t``, ``log Z``, the walled targets) are in
 :mod:`coursekit.flows.vi`; the layers in :mod:`coursekit.flows.planar` and
 :mod:`coursekit.flows.radial`.
 
@@ -30,17 +30,20 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import contourpy
+import numpy as np
 import torch
 from torch import Tensor
 
 from .. import seed_everything
-from ..core.checks import one_of, positive_int
+from ..core.checks import finite_float, one_of, positive_int
 from ..flows.base import Compose, Flow, StandardNormal
 from ..flows.planar import Planar
 from ..flows.radial import Radial
 from ..flows.vi import Energy, annealing_weight, as_energy, log_partition, reverse_kl_loss
 from ..training import checkpoints
 from ..training.loop import History, fit
+from ..viz import make_grid
 
 KINDS = ("planar", "radial")
 
@@ -86,19 +89,22 @@ def score_reverse_kl(flow: Flow, energy: str | Energy, n: int = 20_000, log_z: f
 def fit_reverse_kl(flow: Flow, energy: str | Energy, n_steps: int, *, batch: int = 256, lr: float = 5e-3,
                    anneal_steps: int | None = None, cosine: bool = False,
                    checkpoint: str | os.PathLike | None = None, progress: bool = True) -> History:
-    """Minimize ``E_q[log q + β_t U]`` with Adam (:func:`coursekit.training.fit`: checkpoints, NaN guard).
+    """Minimize ``E_q[log q + λ_t U]`` with Adam (:func:`coursekit.training.fit`: checkpoints, NaN guard).
+
+    ``λ_t = annealing_weight(t, anneal_steps)`` is the annealing weight (the notebook writes it
+    ``λ_t``, not ``β_t``: ``β`` already names the radial layer's parameter).
 
     ``cosine`` decays the learning rate to 0 over ``n_steps`` (a cleaner final fit). Logs
-    ``loss`` (the annealed objective), ``beta`` and ``neg_elbo`` (``E_q[log q + U]``).
+    ``loss`` (the annealed objective), ``weight`` (``λ_t``) and ``neg_elbo`` (``E_q[log q + U]``).
     """
     U = as_energy(energy)
     opt = torch.optim.Adam(flow.parameters(), lr=lr)
 
     def loss_fn(step: int) -> dict[str, Tensor]:
-        beta = annealing_weight(step, anneal_steps)
+        weight = annealing_weight(step, anneal_steps)
         x, log_q = flow.sample_and_log_prob(batch)
         u = U(x)
-        return {"loss": (log_q + beta * u).mean(), "beta": torch.tensor(beta),
+        return {"loss": (log_q + weight * u).mean(), "weight": torch.tensor(weight),
                 "neg_elbo": (log_q + u).mean().detach()}
 
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, n_steps)) if cosine else None
@@ -128,6 +134,74 @@ def fit_max_likelihood(flow: Flow, data: Tensor, n_steps: int, *, batch: int = 2
     return fit(loss_fn, flow, opt, n_steps, checkpoint=checkpoint, progress=progress,
                desc="máxima verosimilitud", clip_grad_norm=100.0,
                generators=[generator] if generator is not None else [])  # a resumed run draws the same batches
+
+
+# --- the fold: what a layer that is not injective really does to p_z ---------------------------
+
+
+@torch.no_grad()
+def pushforward_density(f, bounds: float = 4.0, bins: int = 60, n: int = 200_000,
+                        generator: torch.Generator | None = None) -> tuple[np.ndarray, float]:
+    """Histogram estimate of the density of ``x = f(z)``, ``z ~ N(0, I)`` in 2-D, on ``bins × bins`` cells.
+
+    It only pushes samples forward, never inverts ``f``, so it is right even where ``f``
+    folds (several ``z`` for one ``x``) and the change-of-variables formula is not.
+    Returns ``(image, inside)``: the density indexed ``[row = x₂, column = x₁]`` (for
+    ``imshow(origin="lower")`` over ``[-bounds, bounds]²``) and the fraction of samples inside.
+    """
+    bounds = finite_float(bounds, "bounds")
+    if bounds <= 0:
+        raise ValueError(f"bounds must be positive, got {bounds}")
+    positive_int(bins, "bins")
+    positive_int(n, "n")
+    z = torch.randn(n, 2, generator=generator, dtype=torch.get_default_dtype())
+    x = f(z)[0].cpu().double().numpy()
+    counts, _, _ = np.histogram2d(x[:, 1], x[:, 0], bins=bins, range=[[-bounds, bounds], [-bounds, bounds]])
+    cell = (2 * bounds / bins) ** 2
+    return counts / (n * cell), float(counts.sum() / n)
+
+
+@torch.no_grad()
+def formula_mass(f, bounds: float = 4.0, n: int = 200_000, generator: torch.Generator | None = None,
+                 atol: float = 1e-6) -> float:
+    """The mass the change-of-variables formula gives ``[-bounds, bounds]²``, by Monte Carlo.
+
+    The formula ``p_z(g(x)) |det J_g(x)|`` uses the one preimage ``g(x)`` that ``f.inverse``
+    returns; changing variables ``z = g(x)``, its integral over the window is the probability
+    that ``z ~ N(0, I)`` lands inside the window *and* is the preimage the inverse returns,
+    ``g(f(z)) = z`` (to ``atol``). Where ``f`` is a bijection that is every sample in the window;
+    where ``f`` folds, only the samples on the branch the inverse picks. Unlike a grid sum of
+    the formula, it does not miss the narrow peaks of a nearly singular layer.
+    """
+    bounds = finite_float(bounds, "bounds")
+    if bounds <= 0:
+        raise ValueError(f"bounds must be positive, got {bounds}")
+    positive_int(n, "n")
+    z = torch.randn(n, 2, generator=generator, dtype=torch.get_default_dtype())
+    x = f(z)[0]
+    inside = (x.abs() <= bounds).all(1)
+    counted = inside & ((f.inverse(x)[0] - z).abs().amax(1) <= atol)
+    return float(counted.double().mean())
+
+
+@torch.no_grad()
+def fold_lines(layer: Planar | Radial, bounds: float = 4.0, n: int = 400) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Where ``layer`` folds the plane: the curves ``det J_f(z) = 0`` in ``z`` and their images in ``x``.
+
+    The curves are the zero contour of ``det J_f`` on an ``n × n`` grid of ``[-bounds, bounds]²``
+    (``contourpy``); pushed through ``f`` they are the fold lines in ``x``, the edges of the
+    region whose points have more than one preimage. An invertible layer has none.
+    Returns ``(in_z, in_x)``, two lists of ``(m, 2)`` arrays.
+    """
+    bounds = finite_float(bounds, "bounds")
+    positive_int(n, "n")
+    ref = next(layer.parameters())
+    grid = make_grid(bounds, n, dtype=ref.dtype, device=ref.device)
+    det = grid.image(layer.jacobian_det(grid.points))
+    axis = np.linspace(-bounds, bounds, n)
+    in_z = [seg for seg in contourpy.contour_generator(axis, axis, det).lines(0.0) if len(seg) > 1]
+    in_x = [layer(torch.as_tensor(seg, dtype=ref.dtype, device=ref.device))[0].cpu().numpy() for seg in in_z]
+    return in_z, in_x
 
 
 # --- the paper's figure: one flow per (layer type, energy, K) ---------------------------------
@@ -261,34 +335,36 @@ N_FIXED_SAMPLES = 512
 
 
 def on_fixed_samples(estimate, n: int = N_FIXED_SAMPLES):
-    """Adapt the student's ``estimate(z, x, logdet, U, beta)`` to the cases ``(seed, flow, energy, beta)``.
+    """Adapt the student's ``estimate(z, x, logdet, U, lam)`` to the cases ``(seed, flow, energy, lam)``.
+
+    ``lam`` is the annealing weight ``λ_t`` (passed by position, whatever the student calls it).
 
     Draws ``z`` exactly as :func:`reverse_kl_reference` does (same seed, same call), so both
     see the same samples; the global random state is left untouched.
     """
-    def run(seed: int, flow: Flow, energy: str | Energy, beta: float):
+    def run(seed: int, flow: Flow, energy: str | Energy, lam: float):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             z = flow.base.sample(n)
         x, logdet = flow.transform(z)
-        return estimate(z, x, logdet, as_energy(energy), beta)
+        return estimate(z, x, logdet, as_energy(energy), lam)
 
     return run
 
 
-def reverse_kl_reference(seed: int, flow: Flow, energy: str | Energy, beta: float,
+def reverse_kl_reference(seed: int, flow: Flow, energy: str | Energy, lam: float,
                          n: int = N_FIXED_SAMPLES) -> Tensor:
     """coursekit's :func:`~coursekit.flows.vi.reverse_kl_loss` on the ``n`` samples that ``seed`` draws."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return reverse_kl_loss(flow, energy, n, beta).detach()
+        return reverse_kl_loss(flow, energy, n, lam).detach()
 
 
 def reverse_kl_cases(dtype: torch.dtype = torch.float64) -> list[tuple[str, tuple]]:
-    """``(label, (seed, flow, energy, beta))`` for the reverse-KL cell.
+    """``(label, (seed, flow, energy, lam))`` for the reverse-KL cell (``lam``: the annealing weight λ).
 
     An untrained planar flow on U2 (the sign of the log-det, ``log p_z``'s constant, mean vs
-    sum), the same with ``β = 0.3`` (a forgotten ``β``), and the figures' radial + planar
+    sum), the same with ``λ = 0.3`` (a forgotten ``λ``), and the figures' radial + planar
     layers, whose log-det is far from 0, on a Gaussian energy.
     """
     m = torch.tensor([1.0, -0.5], dtype=dtype)
@@ -299,14 +375,14 @@ def reverse_kl_cases(dtype: torch.dtype = torch.float64) -> list[tuple[str, tupl
     planar = make_flow("planar", 8, seed=0).to(dtype)
     figures = Flow(StandardNormal(2), Compose([Radial(2, z0=[0.5, 0.0], alpha=0.5, beta=2.0),
                                                Planar(2, u=[1.5, 0.5], w=[2.0, 0.5], b=0.0)])).to(dtype)
-    return [("planar K = 8 sin entrenar, U2, β = 1", (0, planar, "U2", 1.0)),
-            ("el mismo flujo con β = 0.3 (templado)", (1, planar, "U2", 0.3)),
+    return [("planar K = 8 sin entrenar, U2, λ = 1", (0, planar, "U2", 1.0)),
+            ("el mismo flujo con λ = 0.3 (recocido)", (1, planar, "U2", 0.3)),
             ("radial β = 2 + planar de las figuras, U(x) = ½‖x − m‖²", (2, figures, gaussian, 1.0))]
 
 
 __all__ = [
-    "KINDS", "N_FIXED_SAMPLES", "TrainedFlow", "VIScore", "fit_max_likelihood", "fit_reverse_kl", "from_checkpoint",
-    "make_flow", "mean_nll", "model_key", "on_fixed_samples", "planar_cases", "planar_reference",
-    "reverse_kl_cases", "reverse_kl_reference", "save_models", "score_reverse_kl", "train_model", "u_hat_cases",
-    "u_hat_reference",
+    "KINDS", "N_FIXED_SAMPLES", "TrainedFlow", "VIScore", "fit_max_likelihood", "fit_reverse_kl", "fold_lines",
+    "formula_mass", "from_checkpoint", "make_flow", "mean_nll", "model_key", "on_fixed_samples", "planar_cases",
+    "planar_reference", "pushforward_density", "reverse_kl_cases", "reverse_kl_reference", "save_models",
+    "score_reverse_kl", "train_model", "u_hat_cases", "u_hat_reference",
 ]

@@ -135,6 +135,47 @@ def vae_loss(model: CVAE, x, eps=None):
     return -tf.reduce_mean(elbo_terms(model, x, eps)["elbo"])
 
 
+def kl_to_standard_normal(mean, logvar):
+    """KL(N(μ, diag σ²) ‖ N(0, I)) in closed form, per example: ½ Σ (μ² + σ² − 1 − log σ²)."""
+    mean = tf.convert_to_tensor(mean, dtype=tf.float32)
+    logvar = tf.convert_to_tensor(logvar, dtype=tf.float32)
+    return 0.5 * tf.reduce_sum(mean**2 + tf.exp(logvar) - 1.0 - logvar, axis=1)
+
+
+def vae_train_step(model: CVAE, optimizer, x, eps=None):
+    """One optimizer step on −ELBO (:func:`vae_loss`) with ``tf.GradientTape``; returns the loss.
+
+    The source notebook's ``train_step`` with ε passed in (``eps``, ``(batch, latent_dim)``), so
+    two implementations can be compared on the same draw. Runs eagerly or inside a ``tf.function``."""
+    with tf.GradientTape() as tape:
+        loss = vae_loss(model, x, eps)
+    grads = tape.gradient(loss, model.trainable_variables)
+    optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+    return loss
+
+
+def iwae_bound(model: CVAE, x, k: int, eps=None):
+    """Importance-weighted bound (Burda et al.) per example, with ``k`` samples z_k ~ q(z|x):
+    log (1/k) Σ_k p(x|z_k) p(z_k) / q(z_k|x). ``k = 1`` is the single-sample ELBO; its
+    expectation grows with ``k`` towards log p(x). ``eps``: ``(k, batch, latent_dim)`` or None."""
+    k = positive_int(k, "k")
+    check_pixels(x, "x", 0.0, 1.0, VAE_PIXELS)
+    x = tf.convert_to_tensor(x, dtype=tf.float32)
+    mean, logvar = model.encode(x)
+    if eps is None:
+        eps = tf.random.normal((k, tf.shape(mean)[0], model.latent_dim))
+    eps = tf.convert_to_tensor(eps, dtype=tf.float32)
+    if eps.shape.rank != 3 or eps.shape[0] != k or eps.shape[2] != model.latent_dim:
+        raise ValueError(f"eps must have shape ({k}, batch, {model.latent_dim}), got {tuple(eps.shape)}")
+    log_w = []
+    for i in range(k):
+        z = model.reparameterize(mean, logvar, eps[i])
+        logpx_z = -tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(logits=model.decode(z), labels=x),
+                                 axis=[1, 2, 3])
+        log_w.append(logpx_z + log_normal_pdf(z, 0.0, 0.0) - log_normal_pdf(z, mean, logvar))
+    return tf.reduce_logsumexp(tf.stack(log_w), axis=0) - math.log(k)
+
+
 def make_vae_train_step(model: CVAE, optimizer, rng: tf.random.Generator | None = None):
     """A training step ``step(x) -> {"loss", "grad_norm"}``: checks that ``x`` holds pixels in
     [0, 1], then runs the ``tf.function`` ``step.compiled``. With ``rng`` (a checkpointable

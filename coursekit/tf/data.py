@@ -62,6 +62,22 @@ def binarize(images: np.ndarray) -> np.ndarray:
     return np.where(x > 0.5, 1.0, 0.0).astype("float32")[..., None]
 
 
+def make_dataset(images: np.ndarray, buffer_size: int, batch_size: int, seed: int | None = None):
+    """The source notebook's input pipeline: ``from_tensor_slices → shuffle(buffer_size) → batch``.
+
+    ``shuffle`` keeps a buffer of ``buffer_size`` elements and emits a uniformly chosen one from
+    it, refilling from the stream: with ``buffer_size >= len(images)`` the order is a uniform
+    random permutation; with 1 there is no shuffling. It reshuffles at every pass over the data.
+    The last batch holds the remainder (no ``drop_remainder``), as in the source."""
+    import tensorflow as tf
+
+    images = np.asarray(images)
+    if images.ndim < 1 or len(images) == 0:
+        raise ValueError(f"images must be a non-empty array of examples, got shape {images.shape}")
+    buffer_size, batch_size = positive_int(buffer_size, "buffer_size"), positive_int(batch_size, "batch_size")
+    return tf.data.Dataset.from_tensor_slices(images).shuffle(buffer_size, seed=seed).batch(batch_size)
+
+
 class BatchSampler:
     """Mini-batches as a pure function of the step: ``sampler(step)`` → array.
 

@@ -43,16 +43,19 @@ def make_generator_model(noise_dim: int = NOISE_DIM) -> keras.Sequential:
     ], name="generator")
 
 
-def make_discriminator_model() -> keras.Sequential:
-    """D: images ``(batch, 28, 28, 1)`` → one logit per image."""
+def make_discriminator_model(dropout: float = 0.3) -> keras.Sequential:
+    """D: images ``(batch, 28, 28, 1)`` → one logit per image. ``dropout`` = 0 makes a training
+    step deterministic (the notebook's check of the student's GAN step uses it)."""
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
     return keras.Sequential([
         layers.Input(shape=(28, 28, 1)),
         layers.Conv2D(64, 5, strides=2, padding="same"),
         layers.LeakyReLU(),
-        layers.Dropout(0.3),
+        layers.Dropout(dropout),
         layers.Conv2D(128, 5, strides=2, padding="same"),
         layers.LeakyReLU(),
-        layers.Dropout(0.3),
+        layers.Dropout(dropout),
         layers.Flatten(),
         layers.Dense(1),
     ], name="discriminator")
@@ -66,6 +69,23 @@ def discriminator_loss(real_output, fake_output):
 def generator_loss(fake_output):
     """L_G: G wins when D labels its images as real (= 1)."""
     return _bce(tf.ones_like(fake_output), fake_output)
+
+
+def gan_train_step(generator, discriminator, generator_optimizer, discriminator_optimizer, images, noise):
+    """One step of the source notebook's ``train_step`` with the noise passed in: G(noise), D on the
+    real and the fake images, two ``GradientTape``s, one Adam (or any optimizer) step per player.
+    Returns ``(gen_loss, disc_loss)``. Runs eagerly or inside a ``tf.function``."""
+    with tf.GradientTape() as gen_tape, tf.GradientTape() as disc_tape:
+        generated_images = generator(noise, training=True)
+        real_output = discriminator(images, training=True)
+        fake_output = discriminator(generated_images, training=True)
+        gen_loss = generator_loss(fake_output)
+        disc_loss = discriminator_loss(real_output, fake_output)
+    g_grads = gen_tape.gradient(gen_loss, generator.trainable_variables)
+    d_grads = disc_tape.gradient(disc_loss, discriminator.trainable_variables)
+    generator_optimizer.apply_gradients(zip(g_grads, generator.trainable_variables, strict=True))
+    discriminator_optimizer.apply_gradients(zip(d_grads, discriminator.trainable_variables, strict=True))
+    return gen_loss, disc_loss
 
 
 def make_gan_train_step(generator, discriminator, generator_optimizer, discriminator_optimizer,

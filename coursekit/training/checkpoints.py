@@ -16,9 +16,11 @@ before it is read. Tests and CI never download.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
+import shlex
 import tempfile
 import urllib.request
 from dataclasses import dataclass, field
@@ -191,6 +193,54 @@ def load(name_or_path: str | os.PathLike, *, kind: str | None = None, device: to
     return Checkpoint(raw["kind"], state, raw["config"], raw["meta"], path)
 
 
+def _repo_relative(value: Any) -> Any:
+    """A path inside the repository, written relative to its root (as the scripts are run)."""
+    if isinstance(value, os.PathLike):
+        path, root = Path(value), REPO_DIR.parents[1]
+        return str(path.relative_to(root)) if path.is_absolute() and path.is_relative_to(root) else str(path)
+    return value
+
+
+def command_line(parser: argparse.ArgumentParser, args: argparse.Namespace, script: str) -> str:
+    """The command that repeats this run: ``python <script>`` and every option of ``parser`` with
+    its value in ``args`` spelled out (defaults too, so a later change of a default does not change
+    what the command means; paths inside the repository relative to its root). Options whose
+    value is ``None`` or ``False`` are left out."""
+    parts = ["python", script]
+    for action in parser._actions:  # noqa: SLF001 - argparse has no public list of its options
+        if not action.option_strings or action.dest == "help":
+            continue
+        value = getattr(args, action.dest, None)
+        if value is None or value is False:
+            continue
+        opt = max(action.option_strings, key=len)
+        value = [_repo_relative(v) for v in value] if isinstance(value, (list, tuple)) else _repo_relative(value)
+        if value is True:
+            parts.append(opt)
+        elif isinstance(value, (list, tuple)):
+            parts += [opt, *(str(v) for v in value)]
+        else:
+            parts += [opt, str(value)]
+    return shlex.join(parts)
+
+
+def resumed_commands(out: str | os.PathLike, run: str | os.PathLike | None, command: str) -> list[str]:
+    """``meta["commands"]`` for a model file ``out`` written by a run that may resume ``run``.
+
+    A fresh run (no ``run`` file yet) gives ``[command]``. A resumed one keeps the commands
+    stored in the ``out`` that the earlier call wrote and appends ``command`` unless it repeats
+    the last one (rerunning the same command after an interruption continues the same run).
+    Call it before training: ``out`` is overwritten at the end."""
+    if not isinstance(command, str) or not command.strip():
+        raise ValueError(f"command must be a non-empty str, got {command!r}")
+    previous: list[str] = []
+    if run is not None and Path(run).is_file() and Path(out).is_file():
+        raw = torch.load(out, map_location="cpu", weights_only=True)  # not verify(): out may be retrained
+        meta = raw.get("meta", {}) if isinstance(raw, dict) else {}
+        previous = [str(c) for c in meta.get("commands", [])]
+    return previous if previous and previous[-1] == command else [*previous, command]
+
+
 def update_manifest() -> dict[str, dict]:
     """Record the SHA-256 and size of every file in ``data/checkpoints/``."""
     entries = {p.name: {"sha256": sha256(p), "bytes": p.stat().st_size}
@@ -199,8 +249,8 @@ def update_manifest() -> dict[str, dict]:
     return entries
 
 
-__all__ = ["CACHE_DIR", "Checkpoint", "ChecksumError", "MANIFEST", "REPO_DIR", "find", "load", "locate", "manifest",
-           "save", "search_dirs", "sha256", "update_manifest", "verify"]
+__all__ = ["CACHE_DIR", "Checkpoint", "ChecksumError", "MANIFEST", "REPO_DIR", "command_line", "find", "load", "locate",
+           "manifest", "resumed_commands", "save", "search_dirs", "sha256", "update_manifest", "verify"]
 
 if __name__ == "__main__":
     import sys

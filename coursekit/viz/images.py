@@ -51,9 +51,21 @@ def figure_to_png(fig, dpi: float | None = None) -> bytes:
 
 
 def figure_to_array(fig) -> np.ndarray:
-    """The rendered figure as an ``(H, W, 3)`` uint8 array (a GIF frame)."""
+    """The rendered figure as an ``(H, W, 3)`` uint8 array (a GIF frame), every artist included.
+
+    ``canvas.draw()`` skips artists created with ``animated=True`` (a playground's moving parts,
+    see :mod:`coursekit.widgets.core`), so they are drawn here as ordinary artists for this one
+    render, in their usual z-order, and marked animated again afterwards.
+    """
     canvas = fig.canvas if hasattr(fig.canvas, "buffer_rgba") else FigureCanvasAgg(fig)
-    canvas.draw()
+    animated = fig.findobj(lambda a: a.get_animated())
+    try:
+        for artist in animated:
+            artist.set_animated(False)
+        canvas.draw()
+    finally:
+        for artist in animated:
+            artist.set_animated(True)
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
 
