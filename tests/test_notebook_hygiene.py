@@ -132,3 +132,55 @@ def test_student_version_has_no_solution_code(path):
     solutions = nbformat.read(path, as_version=4)
     assert any("### BEGIN SOLUTION" in c.source for c in solutions.cells), "no cell for the student to write"
     assert "soluciones" in solutions.cells[0].source.split("\n")[0] or "soluciones" in solutions.cells[0].source
+
+
+# One vocabulary (notebooks/glosario.md): the variants the glossary rejects, in prose only
+# (formulas, inline code, code blocks and links are stripped; Glow's *split* layer is a name).
+REJECTED_VARIANTS = {
+    r"\blibretas?\b": "cuaderno",
+    r"\bnotebooks?\b": "cuaderno",
+    r"\bplaygrounds?\b": "panel interactivo",
+    r"\bresolvedor(es)?\b": "integrador (solver)",
+    r"\btemplad[oa]s?\b": "recocido (annealing)",
+    r"\berror(es)? est[aá]ndar\b": "error típico",
+    r"\bhonest[oa]s?\b": "(otra palabra)",
+    r"\bMSE\b": "ECM",
+    r"(?<!\*)\bsplits?\b(?!\*)": "partición",
+    r"\bflujos? normalizantes?\b": "flujo normalizador",
+    r"(?<!Neural )\bODEs?\b": "EDO",
+}
+
+
+def _prose(markdown: str) -> str:
+    for pattern in (r"```.*?```", r"\$\$.*?\$\$", r"\$[^$\n]*\$", r"`[^`\n]*`", r"https?://\S+", r"\]\([^)]*\)"):
+        markdown = re.sub(pattern, " ", markdown, flags=re.S)
+    return markdown
+
+
+def _vocabulary_slips(text: str) -> list[str]:
+    prose = _prose(text)
+    return [f"{m.group(0)!r} (use: {use})" for pattern, use in REJECTED_VARIANTS.items()
+            for m in re.finditer(pattern, prose, re.I)]
+
+
+SOURCES = sorted((ROOT / "notebooks" / "soluciones").glob("*.ipynb")) + NOTEBOOKS
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=[str(p.relative_to(ROOT / "notebooks")) for p in SOURCES])
+def test_prose_follows_the_glossary(path):
+    notebook = nbformat.read(path, as_version=4)
+    slips = [f"cell {i}: {s}" for i, c in enumerate(notebook.cells) if c.cell_type == "markdown"
+             for s in _vocabulary_slips(c.source)]
+    assert not slips, f"{path.name}: words the glossary replaces:\n" + "\n".join(slips)
+
+
+def test_readme_follows_the_glossary_and_the_check_catches_slips():
+    assert _vocabulary_slips("Abre el notebook y mira el playground; el resolvedor de la ODE") == [
+        "'notebook' (use: cuaderno)", "'playground' (use: panel interactivo)",
+        "'resolvedor' (use: integrador (solver))", "'ODE' (use: EDO)"]
+    assert not _vocabulary_slips("La capa *split* de Glow; la Neural ODE; `mse_loss`; $\\mathrm{MSE}$")
+    # the README is bilingual in places (commands, file names): check its Spanish prose lines only
+    readme = (ROOT / "README.md").read_text()
+    assert (ROOT / "notebooks" / "glosario.md").name in readme, "README should link the glossary"
+    slips = _vocabulary_slips(readme)
+    assert not slips, "README: " + "; ".join(slips)
