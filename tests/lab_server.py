@@ -24,8 +24,9 @@ def free_port() -> int:
 def running_lab(notebook_dir: Path, timeout: float = 90.0) -> Iterator[str]:
     """Yield the base URL of a JupyterLab serving ``notebook_dir``; stop it afterwards.
 
-    No token (localhost only, tests only), ``--allow-root`` (CI runs as root) and
-    ``expose_app_in_browser`` so a browser test can call ``window.jupyterapp``.
+    No token (localhost only, tests only), ``--allow-root`` (CI runs as root),
+    ``expose_app_in_browser`` so a browser test can call ``window.jupyterapp``, and its own
+    workspace and settings folders beside ``notebook_dir``.
     """
     port = free_port()
     cmd = [
@@ -33,6 +34,11 @@ def running_lab(notebook_dir: Path, timeout: float = 90.0) -> Iterator[str]:
         f"--notebook-dir={notebook_dir}", "--allow-root", "--IdentityProvider.token=",
         "--ServerApp.password=", "--LabApp.expose_app_in_browser=True",
         "--ServerApp.disable_check_xsrf=True",
+        # a fresh workspace and settings (not the user's ~/.jupyter: no tabs restored from
+        # another session, no news pop-up)
+        f"--LabApp.workspaces_dir={Path(notebook_dir).parent / 'lab_workspaces'}",
+        f"--LabApp.user_settings_dir={Path(notebook_dir).parent / 'lab_settings'}",
+        "--LabApp.news_url=",
     ]
     log = open(Path(notebook_dir) / "jupyterlab.log", "w")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ})

@@ -16,6 +16,7 @@ model packages (``coursekit.flows``, ``continuous``, ``matching``, ``video``, ``
  07     ``flow_matching``           ``fm_image_field``
  08     ``autoencoders`` (TF)
  09     ``video``                   ``video``
+ –      ``coursekit.evaluation``    ``mnist_classifier`` (the metric's classifier)
 =====  =========================  ======================================
 
 :func:`load_model` reads any checkpoint (:func:`coursekit.training.checkpoints.load`) and
@@ -36,7 +37,7 @@ LESSONS = ("change_of_variables", "planar_radial", "glow", "iresnet", "neural_od
 
 #: checkpoint kind -> the lesson module whose ``from_checkpoint(ckpt, device)`` rebuilds the model
 BUILDERS = {"vi": "planar_radial", "glow": "glow", "ffjord": "cnf", "fm_image_field": "flow_matching",
-            "video": "video"}
+            "video": "video", "mnist_classifier": "coursekit.evaluation.classifier"}  # dotted: a full module name
 
 
 def __getattr__(name: str) -> Any:  # lazy: lesson 08 imports TensorFlow, the others PyTorch
@@ -59,7 +60,8 @@ def load_model(name_or_path: str | os.PathLike, *, device=None, allow_download: 
     if ckpt.kind not in BUILDERS:
         raise ValueError(f"{ckpt.path} holds a {ckpt.kind!r} checkpoint; models can be rebuilt for the kinds "
                          f"{sorted(BUILDERS)}")
-    lesson = importlib.import_module(f"{__name__}.{BUILDERS[ckpt.kind]}")
+    module = BUILDERS[ckpt.kind]
+    lesson = importlib.import_module(module if "." in module else f"{__name__}.{module}")
     ckpt.model = lesson.from_checkpoint(ckpt, device or "cpu")
     return ckpt
 

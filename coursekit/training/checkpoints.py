@@ -36,6 +36,8 @@ MANIFEST = Path(__file__).with_name("checkpoints.json")
 REPO_DIR = Path(__file__).resolve().parents[2] / "data" / "checkpoints"
 CACHE_DIR = Path.home() / ".cache" / "coursekit" / "checkpoints"
 DOWNLOAD_TIMEOUT = 60  # seconds without data before a download gives up
+#: the shipped files: checkpoints, and lesson 08's DCGAN generator (arrays only, coursekit.tf.pretrained)
+SHIPPED = ("*.pt", "*.npz")
 
 
 @dataclass
@@ -244,13 +246,14 @@ def resumed_commands(out: str | os.PathLike, run: str | os.PathLike | None, comm
 def update_manifest() -> dict[str, dict]:
     """Record the SHA-256 and size of every file in ``data/checkpoints/``."""
     entries = {p.name: {"sha256": sha256(p), "bytes": p.stat().st_size}
-               for p in sorted(REPO_DIR.glob("*.pt"))}
+               for p in sorted(q for pattern in SHIPPED for q in REPO_DIR.glob(pattern))}
     MANIFEST.write_text(json.dumps(entries, indent=2) + "\n")
     return entries
 
 
-__all__ = ["CACHE_DIR", "Checkpoint", "ChecksumError", "MANIFEST", "REPO_DIR", "command_line", "find", "load", "locate",
-           "manifest", "resumed_commands", "save", "search_dirs", "sha256", "update_manifest", "verify"]
+__all__ = ["CACHE_DIR", "Checkpoint", "ChecksumError", "MANIFEST", "REPO_DIR", "SHIPPED", "command_line", "find",
+           "load", "locate", "manifest", "resumed_commands", "save", "search_dirs", "sha256", "update_manifest",
+           "verify"]
 
 if __name__ == "__main__":
     import sys

@@ -15,6 +15,7 @@ _PLAYGROUNDS = {
     "draw_architecture": "glow_steps",  # lesson 03
     "fixed_point_playground": "iresnet_playground",  # lesson 04
     "flow_matching_playground": "flow_matching",  # lesson 07
+    "vae_latent_playground": "autoencoders",  # lesson 08
     "flow_playground": "video",  # lesson 09
 }
 

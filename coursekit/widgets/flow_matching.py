@@ -67,7 +67,7 @@ def flow_matching_playground(grid_size: int = 90, n_arrows: int = 15, n_pairs: i
                                        alpha=0.5))
     dots_c = ax_c.scatter([], [], s=10, c="tab:red", zorder=3, animated=True, label=r"$x_t$ condicional")
     dots_m = ax_c.scatter([], [], s=10, c="tab:blue", zorder=3, animated=True, label=r"$x_t$ marginal")
-    ax_c.legend(loc="lower right", fontsize=7)
+    ax_c.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
 
     controls = {
@@ -76,6 +76,12 @@ def flow_matching_playground(grid_size: int = 90, n_arrows: int = 15, n_pairs: i
         "k": W.IntSlider(0, min=0, max=7, description="x₁ = centro"),
         "ot": W.Checkbox(False, description="parejas OT (minibatch)"),
     }
+
+    def enable_k(_change=None) -> None:  # x₁ only matters for the conditional field
+        controls["k"].disabled = controls["campo"].value == "marginal"
+
+    controls["campo"].observe(enable_k, names="value")
+    enable_k()
 
     def draw(p: dict) -> str:
         with single_thread():

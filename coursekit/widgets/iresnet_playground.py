@@ -22,9 +22,10 @@ from ..lessons.iresnet import rotation_block, set_rotation
 from .core import Playground
 
 
-def fixed_point_playground(n_iter: int = 40, x_target=(1.5, 1.0)) -> Playground:
+def fixed_point_playground(n_iter: int = 40, x_target=(1.5, 1.0), max_iter: int = 400) -> Playground:
     """Sliders λ and θ; panels: the iterates z_k in the plane, and |z_k − z*| against the
-    Banach bound λ^{2k}. The status line reports the iterations to 1e-6 (or divergence)."""
+    Banach bound λ^{2k}. The status line reports the iterations to 1e-6 (or divergence);
+    the error axis runs to that iteration (at least ``n_iter``; ``n_iter`` when it diverges)."""
     x = torch.tensor([x_target], dtype=torch.float64)
     block = rotation_block(0.9, 1.0).double()
     fig, (ax_path, ax_err) = plt.subplots(1, 2, figsize=(8.4, 3.6))
@@ -34,7 +35,6 @@ def fixed_point_playground(n_iter: int = 40, x_target=(1.5, 1.0)) -> Playground:
     path_line, = ax_path.plot([], [], "o-", ms=3, lw=1, color="C0", animated=True)
     star, = ax_path.plot([], [], "r*", ms=12, animated=True, label="$z^*$")
     ax_path.legend(loc="lower left", fontsize=8)
-    ks = np.arange(n_iter + 1)
     ax_err.set(yscale="log", ylim=(1e-12, 1e4), xlim=(0, n_iter), xlabel="iteración k",
                title="error $|z_k - z^*|$ y cota $\\lambda^{2k}|z_0 - z^*|$")
     err_line, = ax_err.plot([], [], "o-", ms=3, color="C0", animated=True)
@@ -46,9 +46,19 @@ def fixed_point_playground(n_iter: int = 40, x_target=(1.5, 1.0)) -> Playground:
         "angle": W.FloatSlider(1.0, min=0.0, max=math.pi, step=0.05, description="giro θ"),
     }
 
+    state = {"pg": None, "n_shown": n_iter}
+
     def draw(p: dict) -> str:
         block.lam = float(p["lam"])
         set_rotation(block, p["angle"])
+        _, info = block.solve(x, tol=1e-6, max_iter=max_iter)
+        n_shown = max(n_iter, info.iterations) if info.converged else n_iter
+        if n_shown != state["n_shown"]:  # the error axis runs to the convergence iteration
+            ax_err.set_xlim(0, n_shown)
+            state["n_shown"] = n_shown
+            if state["pg"] is not None:
+                state["pg"].redraw_background()
+        ks = np.arange(n_shown + 1)
         lip = block.lam**2
         c, s = math.cos(p["angle"]), math.sin(p["angle"])
         # z* of the linear regime: (I + λ² R) z* = x + (bias terms cancel by construction)
@@ -56,7 +66,7 @@ def fixed_point_playground(n_iter: int = 40, x_target=(1.5, 1.0)) -> Playground:
                                     dtype=x.dtype), x[0])
         z, pts = x.clone(), [x[0].numpy()]
         with torch.no_grad():
-            for _ in range(n_iter):
+            for _ in range(n_shown):
                 z = (x - block.g(z)).clamp(-1e6, 1e6)
                 pts.append(z[0].numpy())
         pts = np.array(pts)
@@ -65,12 +75,17 @@ def fixed_point_playground(n_iter: int = 40, x_target=(1.5, 1.0)) -> Playground:
         star.set_data([z_star[0].item()], [z_star[1].item()])
         err_line.set_data(ks, np.maximum(errs, 1e-300))
         bound_line.set_data(ks, errs[0] * lip**ks)
-        _, info = block.solve(x, tol=1e-6, max_iter=400)
-        verdict = (f"converge en <b>{info.iterations}</b> iteraciones (tol 1e-6)" if info.converged
-                   else "<b style='color:#c00'>no converge</b>: Lip(g) ≥ 1, no es una contracción")
+        if info.converged:
+            verdict = f"converge en <b>{info.iterations}</b> iteraciones (tol 1e-6)"
+        elif lip < 1:
+            verdict = (f"<b style='color:#c00'>no llega a tol 1e-6 en {max_iter} iteraciones</b>:"
+                       " Lip(g) &lt; 1, converge, pero muy despacio")
+        else:
+            verdict = "<b style='color:#c00'>no converge</b>: Lip(g) ≥ 1, no es una contracción"
         return f"Lip(g) = λ² = <b>{lip:.3f}</b><br>{verdict}"
 
-    return Playground(fig, controls, draw)
+    state["pg"] = pg = Playground(fig, controls, draw)
+    return pg
 
 
 __all__ = ["fixed_point_playground"]

@@ -119,10 +119,10 @@ def planar_radial_playground(grid_size: int = 200, bounds: float = 4.0) -> Playg
     fig.colorbar(img_det, ax=ax_det, fraction=0.046, pad=0.04)
     fig.tight_layout()
 
-    slider = dict(continuous_update=True, readout_format=".2f", style={"description_width": "90px"})
-    controls = {
+    slider = dict(continuous_update=True, readout_format=".2f")
+    controls = {  # selectors first: update() applies overrides in this order
         "tipo": W.ToggleButtons(options=[("planar", "planar"), ("radial", "radial")], value="planar",
-                                description="capa"),
+                                description="tipo de capa"),
         "capas": W.IntSlider(2, min=1, max=MAX_LAYERS, description="nº de capas K"),
         "capa": W.IntSlider(1, min=1, max=MAX_LAYERS, description="capa editada"),
         "invertible": W.ToggleButtons(options=[("û, β ≥ −α (invertible)", True), ("u, β crudos", False)],
@@ -138,37 +138,81 @@ def planar_radial_playground(grid_size: int = 200, bounds: float = 4.0) -> Playg
         "beta": W.FloatSlider(0.0, min=-3, max=5, step=0.05, description="β", **slider),
     }
     specs = {"planar": [dict(s) for s in PLANAR_START], "radial": [dict(s) for s in RADIAL_START]}
-    state: dict = {"selected": None, "playground": None}
+    state: dict = {"playground": None, "loading": False}
     checks: dict = {}  # the last update's numbers, for notebooks and tests (playground.checks)
     window = torch.tensor(grid.bounds)
+    # the edited layer, marked on the figure: its name in the corner of p_x, and for planar
+    # layers the line wᵀz + b = 0 (where the layer acts most), for radial ones the centre z₀
+    mark_text = ax_x.text(0.03, 0.97, "", transform=ax_x.transAxes, va="top", fontsize=9, animated=True,
+                          bbox=dict(facecolor="white", alpha=0.85, lw=0))
+    mark_line, = ax_z.plot([], [], color="tab:orange", lw=2, animated=True)
+    mark_dot, = ax_z.plot([], [], "o", color="tab:orange", ms=8, mfc="none", mew=2, animated=True)
 
-    def sync_sliders(kind: str, k: int, n_layers: int) -> None:
-        """Show the selected layer's values (muted: no redraw per slider) and hide the others."""
+    def selected() -> tuple[str, int]:
+        kind, n_layers = controls["tipo"].value, controls["capas"].value
+        return kind, min(controls["capa"].value, n_layers) - 1
+
+    def load_layer(_change=None) -> None:
+        """A selector moved: show the selected layer's values (muted: no redraw per slider)."""
         pg = state["playground"]
-        with pg.muted() if pg is not None else contextlib.nullcontext():
-            if controls["capa"].value > n_layers:
-                controls["capa"].value = n_layers
-            keys = PLANAR_KEYS if kind == "planar" else RADIAL_KEYS
-            for name, value in specs[kind][k].items():
-                controls[name].value = value
-            for name in PLANAR_KEYS + RADIAL_KEYS:
-                controls[name].layout.display = None if name in keys else "none"
+        state["loading"] = True
+        try:
+            with pg.muted() if pg is not None else contextlib.nullcontext():
+                if controls["capa"].value > controls["capas"].value:
+                    controls["capa"].value = controls["capas"].value
+                kind, k = selected()
+                keys = PLANAR_KEYS if kind == "planar" else RADIAL_KEYS
+                for name, value in specs[kind][k].items():
+                    controls[name].value = value
+                for name in PLANAR_KEYS + RADIAL_KEYS:
+                    controls[name].layout.display = None if name in keys else "none"
+        finally:
+            state["loading"] = False
+
+    def store_value(change) -> None:
+        """A layer slider moved: the selected layer keeps its new value."""
+        if state["loading"]:
+            return
+        kind, k = selected()
+        name = next(n for n, c in controls.items() if c is change["owner"])
+        if name in specs[kind][k]:
+            specs[kind][k][name] = float(change["new"])
+
+    # registered before the Playground's own observer: the sliders reload before the redraw
+    for name in ("tipo", "capas", "capa"):
+        controls[name].observe(load_layer, names="value")
+    for name in PLANAR_KEYS + RADIAL_KEYS:
+        controls[name].observe(store_value, names="value")
 
     def draw(p: dict) -> str:
         kind, n_layers = p["tipo"], p["capas"]
         k = min(p["capa"], n_layers) - 1
         keys = PLANAR_KEYS if kind == "planar" else RADIAL_KEYS
-        if state["selected"] != (kind, k) or p["capa"] > n_layers:
-            sync_sliders(kind, k, n_layers)  # a new layer was selected: load its values
-            state["selected"] = (kind, k)
-        else:
-            specs[kind][k].update({name: float(p[name]) for name in keys})
-        stack = build_stack(kind, specs[kind][:n_layers], constrain=p["invertible"])
+        layers = [dict(s) for s in specs[kind][:n_layers]]
+        layers[k] = {name: float(p[name]) for name in keys}  # the sliders' values (draw moves nothing)
+        stack = build_stack(kind, layers, constrain=p["invertible"])
         with torch.no_grad():
             z, logdet_inv = stack.inverse(grid.points)  # the formula: one preimage per x
             px = torch.nan_to_num((base.log_prob(z) + logdet_inv).exp(), nan=0.0, posinf=0.0)
             x_of_grid, det = signed_det(stack, grid.points)  # where the mass of p_z really goes
             viz.update_lattice(lat_x, viz.push_lattice(stack, lines_z))
+            # the edited layer acts on h_{k-1} = f_{k-1}∘…∘f_1(z); drawn in z when k = 1
+            s = layers[k]
+        if kind == "planar":
+            w = np.array([s["w1"], s["w2"]])
+            if np.linalg.norm(w) > 1e-9:  # wᵀz + b = 0
+                t = np.linspace(-10, 10, 2)
+                z0 = -s["b"] * w / (w @ w)
+                d = np.array([-w[1], w[0]]) / np.linalg.norm(w)
+                mark_line.set_data(z0[0] + t * d[0], z0[1] + t * d[1])
+            else:
+                mark_line.set_data([], [])
+            mark_dot.set_data([], [])
+        else:
+            mark_line.set_data([], [])
+            mark_dot.set_data([s["z01"]], [s["z02"]])
+        where = "en z" if k == 0 else f"en la entrada de la capa {k + 1}"
+        mark_text.set_text(f"capa editada: {k + 1} de {n_layers} ({kind})")
         inside = ((x_of_grid[:, 0] >= window[0]) & (x_of_grid[:, 0] <= window[1])
                   & (x_of_grid[:, 1] >= window[2]) & (x_of_grid[:, 1] <= window[3]))
         mass_true = float((pz_t * inside).sum()) * grid.cell_area
@@ -182,13 +226,14 @@ def planar_radial_playground(grid_size: int = 200, bounds: float = 4.0) -> Playg
         fold = (f"<span style='color:#b00'>mín det J<sub>f</sub> = {min_det:.2f} &lt; 0: el plano se pliega;"
                 " varias z caen en la misma x y la fórmula con una sola f⁻¹(x) ya no cuenta bien la masa</span>"
                 if min_det < 0 else f"mín det J<sub>f</sub> = {min_det:.2f} &gt; 0: f es invertible")
-        return (f"{_layer_status(stack.bijections[k], kind, k + 1)}<br>{fold}<br>"
+        shape = "recta naranja: w<sup>T</sup>h + b = 0" if kind == "planar" else "círculo naranja: z₀"
+        return (f"{_layer_status(stack.bijections[k], kind, k + 1)}<br>"
+                f"<small>En el panel de p<sub>z</sub>, {shape} de la capa editada ({where}).</small><br>{fold}<br>"
                 f"<b>Comprobación:</b> ∫p<sub>x</sub> dx por la fórmula ≈ {mass_formula:.3f};"
                 f" masa de f(z) dentro de la ventana ≈ {mass_true:.3f}")
 
-    sync_sliders("planar", 0, controls["capas"].value)
-    state["selected"] = ("planar", 0)
-    pg = Playground(fig, controls, draw)
+    load_layer()
+    pg = Playground(fig, controls, draw, status_lines=8, memory=specs)
     pg.checks = checks
     state["playground"] = pg
     return pg
