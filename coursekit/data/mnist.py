@@ -211,6 +211,6 @@ def mnist_splits(allow_download: bool | None = None) -> MnistSplits:
     x, y = load_mnist("test", allow_download)
     return MnistSplits(
         x[:CARVE_AT], y[:CARVE_AT], x[CARVE_AT:], y[CARVE_AT:],
-        "split de test de MNIST dividido: imágenes 0–7.999 para entrenar, 8.000–9.999 para evaluar",
+        "partición de prueba de MNIST dividida: imágenes 0–7.999 para entrenar, 8.000–9.999 para evaluar",
         carved=True,
     )
