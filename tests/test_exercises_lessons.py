@@ -269,8 +269,8 @@ def test_lesson_02_reverse_kl_estimate_typical_mistakes_get_precise_messages(mon
     fb = run()
     assert fb.passed and "error máximo 0.0e+00" in fb.message  # the very same samples
     assert torch.equal(torch.random.get_rng_state(), state)  # and the notebook's random state is untouched
-    assert "«planar K = 8 sin entrenar, U2, β = 1»" in run(sign=+1).message
-    assert "«planar K = 8 sin entrenar, U2, β = 1»" in run(constant=False).message
+    assert "«planar K = 8 sin entrenar, U2, λ = 1»" in run(sign=+1).message
+    assert "«planar K = 8 sin entrenar, U2, λ = 1»" in run(constant=False).message
     assert "«el mismo flujo con β = 0.3 (templado)»" in run(use_beta=False).message
 
 
