@@ -271,7 +271,7 @@ def test_lesson_02_reverse_kl_estimate_typical_mistakes_get_precise_messages(mon
     assert torch.equal(torch.random.get_rng_state(), state)  # and the notebook's random state is untouched
     assert "«planar K = 8 sin entrenar, U2, λ = 1»" in run(sign=+1).message
     assert "«planar K = 8 sin entrenar, U2, λ = 1»" in run(constant=False).message
-    assert "«el mismo flujo con β = 0.3 (templado)»" in run(use_beta=False).message
+    assert "«el mismo flujo con λ = 0.3 (recocido)»" in run(use_beta=False).message
 
 
 # --- lesson 05: the slide's listing, one Euler / RK4 step, the adjoint (notebooks/soluciones/05_*.ipynb) -------
