@@ -75,6 +75,13 @@ def gan_train_step(generator, discriminator, generator_optimizer, discriminator_
     """One step of the source notebook's ``train_step`` with the noise passed in: G(noise), D on the
     real and the fake images, two ``GradientTape``s, one Adam (or any optimizer) step per player.
     Returns ``(gen_loss, disc_loss)``. Runs eagerly or inside a ``tf.function``."""
+    gen_loss, disc_loss, _ = _gan_update(generator, discriminator, generator_optimizer, discriminator_optimizer,
+                                         images, noise)
+    return gen_loss, disc_loss
+
+
+def _gan_update(generator, discriminator, generator_optimizer, discriminator_optimizer, images, noise):
+    """The step itself; also returns both players' gradients (for the gradient norm the training logs)."""
     with tf.GradientTape() as gen_tape, tf.GradientTape() as disc_tape:
         generated_images = generator(noise, training=True)
         real_output = discriminator(images, training=True)
@@ -85,7 +92,7 @@ def gan_train_step(generator, discriminator, generator_optimizer, discriminator_
     d_grads = disc_tape.gradient(disc_loss, discriminator.trainable_variables)
     generator_optimizer.apply_gradients(zip(g_grads, generator.trainable_variables, strict=True))
     discriminator_optimizer.apply_gradients(zip(d_grads, discriminator.trainable_variables, strict=True))
-    return gen_loss, disc_loss
+    return gen_loss, disc_loss, g_grads + d_grads
 
 
 def make_gan_train_step(generator, discriminator, generator_optimizer, discriminator_optimizer,
@@ -98,18 +105,10 @@ def make_gan_train_step(generator, discriminator, generator_optimizer, discrimin
     def compiled(images):
         shape = (tf.shape(images)[0], noise_dim)
         noise = tf.random.normal(shape) if rng is None else rng.normal(shape)
-        with tf.GradientTape() as gen_tape, tf.GradientTape() as disc_tape:
-            generated_images = generator(noise, training=True)
-            real_output = discriminator(images, training=True)
-            fake_output = discriminator(generated_images, training=True)
-            gen_loss = generator_loss(fake_output)
-            disc_loss = discriminator_loss(real_output, fake_output)
-        g_grads = gen_tape.gradient(gen_loss, generator.trainable_variables)
-        d_grads = disc_tape.gradient(disc_loss, discriminator.trainable_variables)
-        generator_optimizer.apply_gradients(zip(g_grads, generator.trainable_variables, strict=True))
-        discriminator_optimizer.apply_gradients(zip(d_grads, discriminator.trainable_variables, strict=True))
+        gen_loss, disc_loss, grads = _gan_update(generator, discriminator, generator_optimizer,
+                                                 discriminator_optimizer, images, noise)
         return {"loss": gen_loss + disc_loss, "gen_loss": gen_loss, "disc_loss": disc_loss,
-                "grad_norm": tf.linalg.global_norm(g_grads + d_grads)}
+                "grad_norm": tf.linalg.global_norm(grads)}
 
     def step(images):
         check_pixels(images, "images", -1.0, 1.0, GAN_PIXELS)  # before the graph, where the values are known
